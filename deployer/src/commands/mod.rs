@@ -1,0 +1,69 @@
+//! One module per CLI verb. Each exposes an `Args` struct (clap) and `run`.
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod apply;
+pub mod build;
+pub mod delete;
+pub mod inspect;
+pub mod list;
+pub mod local;
+pub mod logs;
+pub mod pull;
+pub mod push;
+pub mod render;
+pub mod rollback;
+pub mod status;
+
+#[derive(Debug, Parser)]
+#[command(name = "deployer", version, about = "Take a proxy-wasm filter from source to a running Istio mesh")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compile a proxy-wasm crate (the bundled filter by default) to a small wasm32-wasip1 module.
+    Build(build::Args),
+    /// Check a module's proxy-wasm ABI exports (a file, or oci://REF).
+    Inspect(inspect::Args),
+    /// Package a module as an OCI image Istio can fetch and push it to a registry.
+    Push(push::Args),
+    /// Fetch a module from a registry with Istio's rules.
+    Pull(pull::Args),
+    /// Create or update an Istio WasmPlugin (server-side apply).
+    Apply(apply::Args),
+    /// Print the WasmPlugin that `apply` would send, for GitOps.
+    Render(render::Args),
+    /// Delete a WasmPlugin.
+    Delete(delete::Args),
+    /// List WasmPlugins.
+    List(list::Args),
+    /// Re-apply an earlier revision of a WasmPlugin's spec.
+    Rollback(rollback::Args),
+    /// Stream what the sidecars say about a plugin.
+    Logs(logs::Args),
+    /// Answer "is my plugin running?" in one screen.
+    Status(status::Args),
+    /// Run the filter in a local Envoy through func-e (the lab).
+    Local(local::Args),
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Build(args) => build::run(args).await,
+        Command::Inspect(args) => inspect::run(args).await,
+        Command::Push(args) => push::run(args).await,
+        Command::Pull(args) => pull::run(args).await,
+        Command::Apply(args) => apply::run(args).await,
+        Command::Render(args) => render::run(args).await,
+        Command::Delete(args) => delete::run(args).await,
+        Command::List(args) => list::run(args).await,
+        Command::Rollback(args) => rollback::run(args).await,
+        Command::Logs(args) => logs::run(args).await,
+        Command::Status(args) => status::run(args).await,
+        Command::Local(args) => local::run(args).await,
+    }
+}

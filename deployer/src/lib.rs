@@ -1,0 +1,3 @@
+//! Library behind the `deployer` CLI. Each module is one boundary with its own error enum;
+//! the binary's `commands/` turn those into user-facing output.
+pub mod output;
