@@ -1,0 +1,5 @@
+//! Shared harness for integration tests: finds the real components installed by
+//! `scripts/setup` and starts them on loopback. Each test binary uses a subset of it.
+#![allow(dead_code)]
+
+pub mod tools;
