@@ -1,8 +1,153 @@
+//! `deployer push [FILE.wasm] REF`: validate, package reproducibly, upload, print what the
+//! WasmPlugin needs (pinned url and sha256).
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use anyhow::Context;
+use deployer::oci::{self, Format, ImageRef, Metadata, PushEvent, RegistryArgs};
+use deployer::output;
 
-pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`deployer push` is not implemented yet")
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// [FILE.wasm] REF: the module (default: the freshly built filter) and the image
+    /// reference, e.g. localhost:5000/filters/logger:v1 (`oci://` optional).
+    #[arg(value_names = ["FILE.wasm", "REF"], num_args = 1..=2, required = true)]
+    targets: Vec<String>,
+    /// Image layout: `compat` (one tar+gzip layer with plugin.wasm) or `oci` (two-layer raw
+    /// variant). Istio and Envoy Gateway load both.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+    /// org.opencontainers.image.source annotation (default: the git remote `origin`, if any).
+    #[arg(long)]
+    source: Option<String>,
+    /// org.opencontainers.image.revision annotation (default: the git commit, if any).
+    #[arg(long)]
+    revision: Option<String>,
+    /// Output format: text, or json/yaml with {digest, size, url, sha256} for scripts.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    output: output::Format,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (file, reference) = match args.targets.as_slice() {
+        [reference] => (None, reference),
+        [file, reference] => (Some(PathBuf::from(file)), reference),
+        _ => unreachable!("clap allows one or two values"),
+    };
+    // Everything that can be refused offline is refused before the first request.
+    let reference = ImageRef::parse(reference)?;
+    let file = match file {
+        Some(file) => file,
+        None => default_module()?,
+    };
+    let module =
+        std::fs::read(&file).with_context(|| format!("cannot read module {}", file.display()))?;
+    let report = deployer::module::inspect(&module);
+    if !report.loadable() {
+        let problems: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+        anyhow::bail!(
+            "refusing to push {}: Envoy would not load it:\n  - {}\n(run `deployer inspect {}` for the full report)",
+            file.display(),
+            problems.join("\n  - "),
+            file.display()
+        );
+    }
+    let options = args.registry.into_options()?;
+    let metadata = Metadata {
+        source: args
+            .source
+            .or_else(|| git(&file, &["remote", "get-url", "origin"])),
+        revision: args.revision.or_else(|| git(&file, &["rev-parse", "HEAD"])),
+        title: None,
+        created: None,
+    }
+    .with_source_date_epoch()?;
+    let image = oci::image::package(&module, args.format, &metadata)?;
+
+    let bar = output::interactive().then(|| {
+        let bar = indicatif::ProgressBar::new(image.total_bytes());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg:>10} [{bar:30}] {bytes}/{total_bytes}")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        bar.set_message("pushing");
+        bar
+    });
+    let progress = |event: PushEvent| {
+        let Some(bar) = &bar else { return };
+        match event {
+            PushEvent::Started { .. } => {}
+            PushEvent::BlobSkipped { size, .. } | PushEvent::BlobUploaded { size, .. } => {
+                bar.inc(size)
+            }
+            PushEvent::ManifestUploaded { size, .. } => bar.inc(size),
+        }
+    };
+    let result = oci::push(&image, &reference, &options, &progress).await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let outcome = result.with_context(|| {
+        format!(
+            "push of {} to {reference} failed (the tag was not changed)",
+            file.display()
+        )
+    })?;
+
+    match args.output {
+        output::Format::Json => println!("{}", serde_json::to_string_pretty(&outcome)?),
+        output::Format::Yaml => print!("{}", serde_yaml::to_string(&outcome)?),
+        output::Format::Text => {
+            let layout = match args.format {
+                Format::Compat => "compat image",
+                Format::Oci => "oci two-layer image",
+            };
+            println!(
+                "pushed {} to {reference} ({layout}; {} blob(s) uploaded, {} already there, {} bytes)",
+                file.display(),
+                outcome.uploaded_blobs,
+                outcome.skipped_blobs,
+                outcome.uploaded_bytes
+            );
+            println!("digest: {}", outcome.digest);
+            println!("url:    {}", outcome.url);
+            println!(
+                "sha256: {}  (WasmPlugin spec.sha256: for oci:// urls Istio checks the manifest digest)",
+                outcome.sha256
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The filter `deployer build` produces, when no FILE is given.
+fn default_module() -> anyhow::Result<PathBuf> {
+    let candidates = [
+        "target/wasm32-wasip1/wasm-release/context_logger.wasm",
+        "target/wasm32-wasip1/release/context_logger.wasm",
+    ];
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|path| path.is_file())
+        .context("no FILE.wasm given and no built filter found: run `deployer build` first, or pass the module path")
+}
+
+/// A git fact about the module's directory, if it is in a repository.
+fn git(file: &Path, args: &[&str]) -> Option<String> {
+    let dir = file
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let output = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .ok()?;
+    let value = String::from_utf8(output.stdout).ok()?.trim().to_string();
+    (output.status.success() && !value.is_empty()).then_some(value)
 }

@@ -1,0 +1,34 @@
+//! OCI images for proxy-wasm modules: packaging in the layouts Istio's agent (and Envoy
+//! Gateway) can fetch, pushing with retries, pulling by Istio's rules, and registry auth.
+//!
+//! Commands use [`push`], [`fetch`]/[`pull`] and [`resolve_digest`]; everything talks to the
+//! registry through `oci-client`, wrapped by [`transport`] (TLS, retries) and [`auth`]
+//! (docker config, credential helpers, identity tokens).
+pub mod auth;
+mod error;
+pub mod image;
+pub mod istio;
+mod options;
+mod pull;
+mod push;
+pub mod reference;
+pub mod transport;
+
+pub use auth::{Credentials, Secret};
+pub use error::Error;
+pub use image::{Format, Image, Metadata};
+pub use istio::{Layout, Verdict};
+pub use options::{Options, RegistryArgs};
+pub use pull::{Fetched, fetch, pull};
+pub use push::{PushEvent, PushOutcome, push};
+pub use reference::ImageRef;
+pub use transport::{RetryPolicy, Transport, install_crypto_provider};
+
+/// Resolves REF (a tag or digest reference, `oci://` optional) to its manifest digest
+/// (`sha256:<hex>`): the value Istio compares with WasmPlugin `sha256` for oci:// urls.
+pub async fn resolve_digest(reference: &str, options: &Options) -> Result<String, Error> {
+    let reference = ImageRef::parse(reference)?;
+    let session =
+        transport::Session::open(&reference, options, oci_client::RegistryOperation::Pull).await?;
+    session.manifest_digest().await
+}

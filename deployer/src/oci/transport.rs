@@ -1,0 +1,588 @@
+//! How requests reach a registry: TLS (verified by default, extra CA, opt-out), plain HTTP on
+//! request, bounded retries with exponential backoff on 5xx/429/connection failures, and the
+//! translation of `oci-client` errors into [`Error`] without credentials in any message.
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, RegistryOperation};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::auth::{self, Credentials, Resolved, Secret};
+use super::{Error, ImageRef, Options};
+
+/// reqwest is built without a default rustls provider (the workspace uses ring only); the
+/// process needs one before the first TLS client is built. Idempotent.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err means another part of the process installed one first, which is just as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Transport {
+    /// Talk HTTP instead of HTTPS (local registries).
+    pub plain_http: bool,
+    /// Skip TLS certificate verification.
+    pub insecure: bool,
+    /// An extra PEM CA bundle to trust.
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Total attempts per request, first included (at least 1).
+    pub attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(8),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn backoff(&self, failed_attempts: u32) -> Duration {
+        let factor = 2u32.saturating_pow(failed_attempts.saturating_sub(1));
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+/// A client bound to one repository, authenticated for one operation.
+pub struct Session {
+    client: Client,
+    reference: ImageRef,
+    auth: RegistryAuth,
+    resolved: Resolved,
+    options: Options,
+}
+
+impl Session {
+    pub async fn open(
+        reference: &ImageRef,
+        options: &Options,
+        operation: RegistryOperation,
+    ) -> Result<Self, Error> {
+        install_crypto_provider();
+        let resolved = match &options.credentials {
+            Some(credentials) => Resolved {
+                credentials: credentials.clone(),
+                source: "--username/--password-stdin".into(),
+            },
+            None => auth::from_docker_config(reference.registry())?,
+        };
+        let certificates = ca_certificates(&options.transport)?;
+        let config = ClientConfig {
+            protocol: if options.transport.plain_http {
+                ClientProtocol::Http
+            } else {
+                ClientProtocol::Https
+            },
+            accept_invalid_certificates: options.transport.insecure,
+            extra_root_certificates: certificates,
+            use_monolithic_push: true,
+            connect_timeout: Some(Duration::from_secs(10)),
+            read_timeout: Some(Duration::from_secs(120)),
+            user_agent: concat!("deployer/", env!("CARGO_PKG_VERSION")),
+            ..ClientConfig::default()
+        };
+        let ca_path = options.transport.ca_file.clone().unwrap_or_default();
+        let client = Client::try_from(config).map_err(|err| Error::CaFile {
+            path: ca_path.clone(),
+            message: chain(&err),
+        })?;
+        let mut session = Self {
+            client,
+            reference: reference.clone(),
+            auth: RegistryAuth::Anonymous,
+            resolved,
+            options: options.clone(),
+        };
+        session.auth = match session.resolved.credentials.clone() {
+            Credentials::Anonymous => RegistryAuth::Anonymous,
+            Credentials::Basic { username, password } => {
+                RegistryAuth::Basic(username, password.expose().to_string())
+            }
+            Credentials::RegistryToken(token) => RegistryAuth::Bearer(token.expose().to_string()),
+            Credentials::IdentityToken(token) => RegistryAuth::Bearer(
+                session
+                    .exchange_identity_token(&token, operation)
+                    .await?
+                    .expose()
+                    .to_string(),
+            ),
+        };
+        let (client, auth, image) = (&session.client, &session.auth, session.reference.inner());
+        session
+            .retry(|| client.auth(image, auth, operation))
+            .await?;
+        Ok(session)
+    }
+
+    pub fn reference(&self) -> &ImageRef {
+        &self.reference
+    }
+
+    pub async fn manifest_digest(&self) -> Result<String, Error> {
+        let (client, auth, image) = (&self.client, &self.auth, self.reference.inner());
+        self.retry(|| client.fetch_manifest_digest(image, auth))
+            .await
+    }
+
+    pub async fn blob_exists(&self, digest: &str) -> Result<bool, Error> {
+        let (client, image) = (&self.client, self.reference.inner());
+        self.retry(|| client.blob_exists(image, digest)).await
+    }
+
+    pub async fn push_blob(&self, data: &[u8], digest: &str) -> Result<(), Error> {
+        let (client, image) = (&self.client, self.reference.inner());
+        let data = bytes_of(data);
+        self.retry(|| client.push_blob(image, data.clone(), digest))
+            .await
+            .map(drop)
+    }
+
+    pub async fn push_manifest(&self, manifest: &[u8], media_type: &str) -> Result<(), Error> {
+        let (client, image) = (&self.client, self.reference.inner());
+        let content_type =
+            reqwest::header::HeaderValue::from_str(media_type).map_err(|err| Error::Usage {
+                message: format!("bad manifest media type {media_type}: {err}"),
+            })?;
+        let data = bytes_of(manifest);
+        self.retry(|| client.push_manifest_raw(image, data.clone(), content_type.clone()))
+            .await
+            .map(drop)
+    }
+
+    /// The manifest bytes and their verified digest, for `reference` (a tag or a digest).
+    pub async fn pull_manifest(
+        &self,
+        digest: Option<&str>,
+        accept: &[&str],
+    ) -> Result<(Vec<u8>, String), Error> {
+        let target = match digest {
+            Some(digest) => self.reference.inner().clone_with_digest(digest.to_string()),
+            None => self.reference.inner().clone(),
+        };
+        let (client, auth) = (&self.client, &self.auth);
+        let (body, digest) = self
+            .retry(|| client.pull_manifest_raw(&target, auth, accept))
+            .await?;
+        Ok((body.to_vec(), digest))
+    }
+
+    /// A blob, verified against `digest` while it streams in.
+    pub async fn pull_blob(&self, digest: &str) -> Result<Vec<u8>, Error> {
+        let (client, image) = (&self.client, self.reference.inner());
+        self.retry(|| async move {
+            let mut out = Vec::new();
+            client.pull_blob(image, digest, &mut out).await?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn retry<T, F, Fut>(&self, mut operation: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, OciDistributionError>>,
+    {
+        let policy = self.options.retry;
+        let mut attempt = 1;
+        loop {
+            match operation().await {
+                Ok(value) => return Ok(value),
+                Err(err) if attempt < policy.attempts.max(1) && is_transient(&err) => {
+                    tokio::time::sleep(policy.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(err) => return Err(self.translate(err, attempt).await),
+            }
+        }
+    }
+
+    async fn translate(&self, err: OciDistributionError, attempts: u32) -> Error {
+        let registry = self.reference.registry().to_string();
+        let status = status_of(&err);
+        match (status, err) {
+            (_, OciDistributionError::DigestError(digest)) => Error::DigestMismatch {
+                reference: self.reference.to_string(),
+                message: digest.to_string(),
+            },
+            (Some(401), _) | (_, OciDistributionError::AuthenticationFailure(_)) => {
+                self.unauthorized()
+            }
+            (Some(403), err) => Error::Forbidden {
+                registry,
+                repository: self.reference.repository().to_string(),
+                message: short(&chain(&err)),
+            },
+            (Some(404), err) => Error::NotFound {
+                reference: self.reference.to_string(),
+                message: short(&chain(&err)),
+            },
+            (Some(status), err) => {
+                let url = match &err {
+                    OciDistributionError::ServerError { url, .. }
+                    | OciDistributionError::RegistryError { url, .. } => url.clone(),
+                    _ => registry,
+                };
+                Error::Registry {
+                    url,
+                    status,
+                    attempts,
+                    message: short(&chain(&err)),
+                }
+            }
+            (None, OciDistributionError::RequestError(request)) => {
+                let message = chain(&request);
+                if looks_like_tls(&message) {
+                    Error::Tls {
+                        registry,
+                        hint: self.tls_hint().await,
+                        message,
+                    }
+                } else if request.is_connect() || request.is_timeout() {
+                    Error::Unreachable {
+                        registry,
+                        attempts,
+                        message,
+                        hint: ": is the registry running and the address right?".into(),
+                    }
+                } else {
+                    Error::Protocol { registry, message }
+                }
+            }
+            (None, err) => Error::Protocol {
+                registry,
+                message: chain(&err),
+            },
+        }
+    }
+
+    fn unauthorized(&self) -> Error {
+        let hint = match self.resolved.credentials {
+            Credentials::Anonymous => {
+                ": it needs credentials: pass --username NAME --password-stdin, or add them to the docker config \
+                 ($DOCKER_CONFIG/config.json or ~/.docker/config.json)"
+            }
+            _ => ": check the username and password (or token), or log in again",
+        };
+        Error::Unauthorized {
+            registry: self.reference.registry().to_string(),
+            who: self.resolved.describe(),
+            hint: hint.to_string(),
+        }
+    }
+
+    async fn tls_hint(&self) -> String {
+        if !self.options.transport.plain_http
+            && self.reference.is_loopback()
+            && answers_plain_http(self.reference.registry()).await
+        {
+            return ": the registry answers plain HTTP: add --plain-http".into();
+        }
+        ": pass --ca-file CA.pem to trust its CA, or --insecure to skip verification (not for production)".into()
+    }
+
+    /// Docker's identity-token flow: trade the refresh token at the realm of the registry's
+    /// bearer challenge for an access token scoped to this repository.
+    async fn exchange_identity_token(
+        &self,
+        token: &Secret,
+        operation: RegistryOperation,
+    ) -> Result<Secret, Error> {
+        let registry = self.reference.registry().to_string();
+        let scheme = if self.options.transport.plain_http {
+            "http"
+        } else {
+            "https"
+        };
+        let mut builder =
+            reqwest::Client::builder().danger_accept_invalid_certs(self.options.transport.insecure);
+        if let Some(path) = &self.options.transport.ca_file {
+            let pem = std::fs::read(path).map_err(|err| Error::CaFile {
+                path: path.clone(),
+                message: err.to_string(),
+            })?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| Error::CaFile {
+                    path: path.clone(),
+                    message: chain(&err),
+                })?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        let http = builder.build().map_err(|err| Error::Protocol {
+            registry: registry.clone(),
+            message: chain(&err),
+        })?;
+        let unreachable = |err: reqwest::Error| Error::Unreachable {
+            registry: registry.clone(),
+            attempts: 1,
+            message: chain(&err),
+            hint: String::new(),
+        };
+        let probe = http
+            .get(format!("{scheme}://{registry}/v2/"))
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let challenge = probe
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(parse_bearer_challenge)
+            .ok_or_else(|| Error::Protocol {
+                registry: registry.clone(),
+                message: "an identity token needs a registry with bearer-token auth, and it sent no Bearer challenge".into(),
+            })?;
+        let actions = match operation {
+            RegistryOperation::Pull => "pull",
+            RegistryOperation::Push => "pull,push",
+        };
+        let scope = format!("repository:{}:{actions}", self.reference.repository());
+        let mut form = vec![
+            ("grant_type", "refresh_token".to_string()),
+            ("refresh_token", token.expose().to_string()),
+            ("client_id", "deployer".to_string()),
+            ("scope", scope),
+        ];
+        if let Some(service) = challenge.1 {
+            form.push(("service", service));
+        }
+        let answer = http
+            .post(&challenge.0)
+            .form(&form)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if !answer.status().is_success() {
+            return Err(self.unauthorized());
+        }
+        #[derive(serde::Deserialize)]
+        struct TokenAnswer {
+            access_token: Option<String>,
+            token: Option<String>,
+        }
+        let parsed: TokenAnswer = answer.json().await.map_err(|err| Error::Protocol {
+            registry: registry.clone(),
+            message: chain(&err),
+        })?;
+        parsed
+            .access_token
+            .or(parsed.token)
+            .map(Secret::new)
+            .ok_or_else(|| Error::Protocol {
+                registry,
+                message: "the token endpoint answered without an access token".into(),
+            })
+    }
+}
+
+fn bytes_of(data: &[u8]) -> Vec<u8> {
+    data.to_vec()
+}
+
+fn ca_certificates(transport: &Transport) -> Result<Vec<Certificate>, Error> {
+    let Some(path) = &transport.ca_file else {
+        return Ok(Vec::new());
+    };
+    let data = std::fs::read(path).map_err(|err| Error::CaFile {
+        path: path.clone(),
+        message: err.to_string(),
+    })?;
+    if !String::from_utf8_lossy(&data).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(Error::CaFile {
+            path: path.clone(),
+            message: "no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)".into(),
+        });
+    }
+    Ok(vec![Certificate {
+        encoding: CertificateEncoding::Pem,
+        data,
+    }])
+}
+
+/// `Bearer realm="...",service="..."` -> (realm, service).
+fn parse_bearer_challenge(header: &str) -> Option<(String, Option<String>)> {
+    let rest = header
+        .trim()
+        .strip_prefix("Bearer ")
+        .or_else(|| header.trim().strip_prefix("bearer "))?;
+    let mut realm = None;
+    let mut service = None;
+    for part in rest.split(',') {
+        let Some((key, value)) = part.split_once('=') else {
+            continue;
+        };
+        let value = value.trim().trim_matches('"').to_string();
+        match key.trim() {
+            "realm" => realm = Some(value),
+            "service" => service = Some(value),
+            _ => {}
+        }
+    }
+    Some((realm?, service))
+}
+
+fn status_of(err: &OciDistributionError) -> Option<u16> {
+    match err {
+        OciDistributionError::ServerError { code, .. } => Some(*code),
+        OciDistributionError::UnauthorizedError { .. } => Some(401),
+        OciDistributionError::RequestError(request) => {
+            request.status().map(|status| status.as_u16())
+        }
+        OciDistributionError::RegistryError { envelope, .. } => {
+            let codes: Vec<String> = envelope
+                .errors
+                .iter()
+                .map(|e| format!("{:?}", e.code).to_ascii_uppercase())
+                .collect();
+            if codes.iter().any(|code| code.contains("UNAUTHORIZED")) {
+                Some(401)
+            } else if codes.iter().any(|code| code.contains("DENIED")) {
+                Some(403)
+            } else if codes.iter().any(|code| code.contains("UNKNOWN")) {
+                Some(404)
+            } else {
+                Some(400)
+            }
+        }
+        _ => None,
+    }
+}
+
+fn is_transient(err: &OciDistributionError) -> bool {
+    match status_of(err) {
+        Some(status) => status >= 500 || status == 429,
+        None => match err {
+            OciDistributionError::RequestError(request) => {
+                (request.is_connect() || request.is_timeout() || request.is_request())
+                    && !looks_like_tls(&chain(request))
+            }
+            _ => false,
+        },
+    }
+}
+
+fn looks_like_tls(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    [
+        "certificate",
+        "tls",
+        "handshake",
+        "corrupt message",
+        "unknownissuer",
+    ]
+    .iter()
+    .any(|word| lower.contains(word))
+}
+
+/// An error and its causes on one line (reqwest hides the useful part in `source()`).
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+/// Registry error bodies can be whole HTML pages; keep the first line, bounded.
+fn short(message: &str) -> String {
+    let line = message.lines().next().unwrap_or_default();
+    if line.chars().count() > 300 {
+        line.chars().take(300).collect::<String>() + "..."
+    } else {
+        line.to_string()
+    }
+}
+
+/// Whether `host:port` speaks HTTP in clear: the usual cause of TLS errors with a local registry.
+async fn answers_plain_http(registry: &str) -> bool {
+    let address = if registry
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
+    {
+        registry.to_string()
+    } else {
+        format!("{registry}:443")
+    };
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.ok()?;
+        stream
+            .write_all(format!("GET /v2/ HTTP/1.0\r\nHost: {registry}\r\n\r\n").as_bytes())
+            .await
+            .ok()?;
+        let mut head = [0u8; 5];
+        stream.read_exact(&mut head).await.ok()?;
+        Some(&head == b"HTTP/")
+    };
+    tokio::time::timeout(Duration::from_secs(2), probe)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let policy = RetryPolicy {
+            attempts: 5,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(300),
+        };
+        assert_eq!(policy.backoff(1), Duration::from_millis(100));
+        assert_eq!(policy.backoff(2), Duration::from_millis(200));
+        assert_eq!(policy.backoff(3), Duration::from_millis(300));
+    }
+
+    #[test]
+    fn parses_bearer_challenges() {
+        let (realm, service) = parse_bearer_challenge(
+            r#"Bearer realm="https://auth.example/token",service="registry.example""#,
+        )
+        .unwrap();
+        assert_eq!(realm, "https://auth.example/token");
+        assert_eq!(service.as_deref(), Some("registry.example"));
+        assert!(parse_bearer_challenge(r#"Basic realm="x""#).is_none());
+    }
+
+    #[test]
+    fn server_errors_are_transient_client_errors_are_not() {
+        let server = OciDistributionError::ServerError {
+            code: 503,
+            url: "u".into(),
+            message: "m".into(),
+        };
+        let client = OciDistributionError::ServerError {
+            code: 400,
+            url: "u".into(),
+            message: "m".into(),
+        };
+        assert!(is_transient(&server));
+        assert!(!is_transient(&client));
+    }
+}
