@@ -1,8 +1,307 @@
+//! `deployer apply`: build a WasmPlugin from flags (or -f), pin its image to a digest, check it,
+//! and server-side apply it to one or more clusters. Everything that can fail without a write
+//! (flags, validation, digest, credentials, the CRD, the API server's dry run when more than
+//! one write follows) is done for every context before the first write.
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use anyhow::Context as _;
+use deployer::cluster::pull_secret::{self, RegistryCredential};
+use deployer::cluster::{Applied, Cluster, ConnectOptions, DryRun};
+use deployer::oci::{self, Credentials, RegistryArgs};
+use deployer::plugin::flags::{Draft, SpecFlags};
+use deployer::plugin::image::{ImageSource, OciRef};
+use deployer::plugin::spec::WasmPluginManifest;
+use kube::api::DynamicObject;
 
-pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`deployer apply` is not implemented yet")
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// WasmPlugin name (default: metadata.name from -f).
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub spec: SpecFlags,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Take over fields another field manager owns (server-side apply conflicts).
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// client: check and print, send nothing; server: the API server checks, stores nothing.
+    #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, require_equals = true, default_missing_value = "client")]
+    pub dry_run: Option<DryRunMode>,
+    /// Create/update a kubernetes.io/dockerconfigjson Secret in the plugin's namespace with only
+    /// this image's registry credentials (from the docker config) and reference it.
+    #[arg(long)]
+    pub pull_secret_from_docker_config: bool,
+    /// Print the applied object(s) instead of one line per cluster.
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<ObjectFormat>,
+}
+
+/// Which clusters and namespace: shared by apply, delete, list and rollback.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterArgs {
+    /// Namespace of the plugin (default: -f's metadata.namespace, else the context's namespace).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// kubeconfig context; repeat to act on several clusters (default: current-context).
+    #[arg(long = "context", value_name = "NAME")]
+    pub contexts: Vec<String>,
+    /// kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DryRunMode {
+    Client,
+    Server,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ObjectFormat {
+    Yaml,
+    Json,
+}
+
+impl ClusterArgs {
+    /// Builds a client per context (no request yet); fails before any write if one is unusable.
+    pub async fn connect_all(&self) -> anyhow::Result<Vec<Cluster>> {
+        let contexts: Vec<Option<String>> = if self.contexts.is_empty() {
+            vec![None]
+        } else {
+            self.contexts.iter().cloned().map(Some).collect()
+        };
+        let mut clusters = Vec::new();
+        for context in contexts {
+            let options = ConnectOptions {
+                kubeconfig: self.kubeconfig.clone(),
+                context,
+            };
+            clusters.push(Cluster::connect(&options).await?);
+        }
+        Ok(clusters)
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    oci::install_crypto_provider();
+    let mut draft = args
+        .spec
+        .draft(args.name.as_deref(), args.cluster.namespace.as_deref())?;
+    let registry = args.registry.clone().into_options()?;
+    pin(&mut draft, args.spec.no_pin, &registry).await?;
+    let credential = if args.pull_secret_from_docker_config {
+        Some(docker_config_credential(&draft)?)
+    } else {
+        None
+    };
+    if let Some((_, _)) = &credential
+        && draft.spec.image_pull_secret.is_none()
+    {
+        draft.spec.image_pull_secret = Some(format!("{}-pull", draft.name));
+    }
+
+    if args.dry_run == Some(DryRunMode::Client) {
+        // Nothing is sent; the namespace falls back to the context's when a kubeconfig exists.
+        let clusters = args.cluster.connect_all().await.unwrap_or_default();
+        let namespace = draft
+            .namespace
+            .clone()
+            .or_else(|| clusters.first().map(|c| c.default_namespace.clone()))
+            .unwrap_or_else(|| "default".into());
+        check(&draft, &namespace, args.spec.skip_client_validation)?;
+        let manifest = draft.manifest(&namespace);
+        match args.output {
+            Some(format) => print_value(&serde_json::to_value(&manifest)?, format)?,
+            None => println!(
+                "wasmplugin.extensions.istio.io/{} checked (dry run: client, nothing sent)",
+                draft.name
+            ),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let clusters = args.cluster.connect_all().await?;
+    let plans: Vec<(Cluster, WasmPluginManifest)> = clusters
+        .into_iter()
+        .map(|cluster| {
+            let namespace = draft
+                .namespace
+                .clone()
+                .unwrap_or_else(|| cluster.default_namespace.clone());
+            check(&draft, &namespace, args.spec.skip_client_validation)?;
+            Ok((cluster, draft.manifest(&namespace)))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let dry_run = if args.dry_run == Some(DryRunMode::Server) {
+        DryRun::Server
+    } else {
+        DryRun::Off
+    };
+    let writes = plans.len() * if credential.is_some() { 2 } else { 1 };
+    for (cluster, manifest) in &plans {
+        cluster.ensure_crd().await?;
+        if writes > 1 && dry_run == DryRun::Off {
+            // The API server's own validation and conflict check for every cluster, so a
+            // rejection in the last one does not leave the first ones changed.
+            cluster
+                .apply_plugin(manifest, args.force_conflicts, DryRun::Server)
+                .await?;
+        }
+    }
+
+    let mut results: Vec<(String, Applied)> = Vec::new();
+    let mut failures = 0;
+    for (cluster, manifest) in &plans {
+        let outcome = async {
+            if let (Some((registry, credential)), Some(secret_name)) =
+                (&credential, &manifest.spec.image_pull_secret)
+            {
+                let namespace = manifest
+                    .metadata
+                    .namespace
+                    .as_deref()
+                    .unwrap_or(&cluster.default_namespace);
+                let secret = pull_secret::secret(secret_name, namespace, registry, credential);
+                cluster
+                    .apply_pull_secret(&secret, args.force_conflicts, dry_run)
+                    .await?;
+                if args.output.is_none() {
+                    println!(
+                        "secret/{secret_name} applied ({SECRET_NOTE}{})",
+                        context_note(&plans, cluster)
+                    );
+                }
+            }
+            cluster
+                .apply_plugin(manifest, args.force_conflicts, dry_run)
+                .await
+        }
+        .await;
+        match outcome {
+            Ok(applied) => {
+                if args.output.is_none() {
+                    let revision = applied
+                        .revision
+                        .map(|r| format!(", revision {r}"))
+                        .unwrap_or_default();
+                    let dry = if dry_run == DryRun::Server {
+                        " (server dry run)"
+                    } else {
+                        ""
+                    };
+                    println!(
+                        "wasmplugin.extensions.istio.io/{} {}{dry} (namespace {}{revision}{})",
+                        manifest.metadata.name,
+                        applied.outcome,
+                        manifest.metadata.namespace.as_deref().unwrap_or_default(),
+                        context_note(&plans, cluster)
+                    );
+                }
+                results.push((cluster.context.clone(), applied));
+            }
+            Err(err) if plans.len() > 1 => {
+                eprintln!("error: context {}: {err}", cluster.context);
+                failures += 1;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    if let Some(format) = args.output {
+        let objects: Vec<&DynamicObject> =
+            results.iter().map(|(_, applied)| &applied.object).collect();
+        print_objects(&objects, format)?;
+    }
+    if failures > 0 {
+        anyhow::bail!("{failures} of {} clusters failed (see above)", plans.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+const SECRET_NOTE: &str = "kubernetes.io/dockerconfigjson, one registry";
+
+fn context_note(plans: &[(Cluster, WasmPluginManifest)], cluster: &Cluster) -> String {
+    if plans.len() > 1 {
+        format!(", context {}", cluster.context)
+    } else {
+        String::new()
+    }
+}
+
+pub fn check(draft: &Draft, namespace: &str, skip: bool) -> anyhow::Result<()> {
+    if !skip {
+        draft.validate(namespace)?;
+    }
+    Ok(())
+}
+
+/// Digest pinning: a tag becomes `oci://REPO@sha256:...` plus `sha256`, resolved once at the
+/// registry before anything is written anywhere.
+pub async fn pin(draft: &mut Draft, no_pin: bool, registry: &oci::Options) -> anyhow::Result<()> {
+    if let Some(reference) = draft.needs_pin(no_pin)? {
+        let digest = resolve_digest(&reference, registry).await?;
+        draft.pin(&reference, &digest);
+    }
+    Ok(())
+}
+
+async fn resolve_digest(reference: &OciRef, registry: &oci::Options) -> anyhow::Result<String> {
+    oci::resolve_digest(&reference.reference(), registry)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot pin {} to a digest (use --no-pin to keep the tag)",
+                reference.reference()
+            )
+        })
+}
+
+/// The image registry's credentials from the docker config, as the pull Secret will hold them.
+fn docker_config_credential(draft: &Draft) -> anyhow::Result<(String, RegistryCredential)> {
+    let ImageSource::Oci(reference) = ImageSource::parse(&draft.spec.url)? else {
+        anyhow::bail!(
+            "--pull-secret-from-docker-config needs an OCI image (oci://...), not {}",
+            draft.spec.url
+        );
+    };
+    let registry = reference.registry().to_string();
+    let resolved = oci::auth::from_docker_config(&registry)?;
+    let credential = match resolved.credentials {
+        Credentials::Basic { username, password } => RegistryCredential::Basic {
+            username,
+            password: password.expose().to_string(),
+        },
+        Credentials::IdentityToken(token) => {
+            RegistryCredential::IdentityToken(token.expose().to_string())
+        }
+        Credentials::RegistryToken(token) => {
+            RegistryCredential::RegistryToken(token.expose().to_string())
+        }
+        Credentials::Anonymous => anyhow::bail!(
+            "--pull-secret-from-docker-config: the docker config ({}) has no credentials for {registry}; run `docker login {registry}` (or add an auths entry) first",
+            oci::auth::docker_config_path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "none".into())
+        ),
+    };
+    Ok((registry, credential))
+}
+
+pub fn print_value(value: &serde_json::Value, format: ObjectFormat) -> anyhow::Result<()> {
+    match format {
+        ObjectFormat::Json => println!("{}", serde_json::to_string_pretty(value)?),
+        ObjectFormat::Yaml => print!("{}", serde_yaml::to_string(value)?),
+    }
+    Ok(())
+}
+
+/// One object as itself; several as a `v1 List`, as kubectl prints them.
+pub fn print_objects(objects: &[&DynamicObject], format: ObjectFormat) -> anyhow::Result<()> {
+    let value = match objects {
+        [one] => serde_json::to_value(one)?,
+        many => serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": many }),
+    };
+    print_value(&value, format)
 }

@@ -1,8 +1,84 @@
+//! `deployer delete NAME`: remove a WasmPlugin from each selected cluster.
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use deployer::cluster::DryRun;
+use deployer::oci;
 
-pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`deployer delete` is not implemented yet")
+use super::apply::{ClusterArgs, DryRunMode};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// WasmPlugin name.
+    pub name: String,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Succeed when the plugin does not exist.
+    #[arg(long)]
+    pub ignore_not_found: bool,
+    /// server: the API server checks the delete and keeps the object.
+    #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, require_equals = true, default_missing_value = "client")]
+    pub dry_run: Option<DryRunMode>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    oci::install_crypto_provider();
+    let clusters = args.cluster.connect_all().await?;
+    for cluster in &clusters {
+        cluster.ensure_crd().await?;
+    }
+    let several = clusters.len() > 1;
+    for cluster in &clusters {
+        let namespace = args
+            .cluster
+            .namespace
+            .clone()
+            .unwrap_or_else(|| cluster.default_namespace.clone());
+        let note = if several {
+            format!(", context {}", cluster.context)
+        } else {
+            String::new()
+        };
+        let dry_run = match args.dry_run {
+            Some(DryRunMode::Client) => {
+                // Client dry run: only check that there is something to delete.
+                if cluster.get_plugin(&namespace, &args.name).await?.is_none()
+                    && !args.ignore_not_found
+                {
+                    anyhow::bail!(
+                        "wasmplugin {namespace}/{} not found (context {})",
+                        args.name,
+                        cluster.context
+                    );
+                }
+                println!(
+                    "wasmplugin.extensions.istio.io/{} deleted (dry run: client, namespace {namespace}{note})",
+                    args.name
+                );
+                continue;
+            }
+            Some(DryRunMode::Server) => DryRun::Server,
+            None => DryRun::Off,
+        };
+        match cluster.delete_plugin(&namespace, &args.name, dry_run).await {
+            Ok(()) => {
+                let dry = if dry_run == DryRun::Server {
+                    " (server dry run)"
+                } else {
+                    ""
+                };
+                println!(
+                    "wasmplugin.extensions.istio.io/{} deleted{dry} (namespace {namespace}{note})",
+                    args.name
+                );
+            }
+            Err(deployer::cluster::Error::NotFound { .. }) if args.ignore_not_found => {
+                println!(
+                    "wasmplugin.extensions.istio.io/{} not found, nothing to delete (namespace {namespace}{note})",
+                    args.name
+                );
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,8 +1,222 @@
+//! `deployer list`: the WasmPlugins of a namespace (or all with -A), as a table or JSON.
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use deployer::oci;
+use deployer::output::Format;
+use kube::api::DynamicObject;
+use serde::Serialize;
 
-pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`deployer list` is not implemented yet")
+use super::apply::ClusterArgs;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// List across all namespaces.
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: Format,
+}
+
+#[derive(Debug, Serialize)]
+struct Row {
+    context: String,
+    name: String,
+    namespace: String,
+    /// The url without its digest: what was deployed, as people name it.
+    image: String,
+    /// `sha256:<hex>` from the url or the sha256 field, when pinned.
+    digest: Option<String>,
+    phase: Option<String>,
+    /// `app=web,tier=front`, `Gateway/ingress,...`, or `-` (every workload in the namespace).
+    attached_to: String,
+    /// Seconds since creation.
+    age_seconds: Option<i64>,
+    url: String,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    oci::install_crypto_provider();
+    let clusters = args.cluster.connect_all().await?;
+    let mut rows = Vec::new();
+    for cluster in &clusters {
+        cluster.ensure_crd().await?;
+        let namespace = if args.all_namespaces {
+            None
+        } else {
+            Some(
+                args.cluster
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| cluster.default_namespace.clone()),
+            )
+        };
+        for object in cluster.list_plugins(namespace.as_deref()).await? {
+            rows.push(row(&cluster.context, &object));
+        }
+    }
+    match args.output {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        Format::Yaml => print!("{}", serde_yaml::to_string(&rows)?),
+        Format::Text => print_table(&rows, clusters.len() > 1),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn row(context: &str, object: &DynamicObject) -> Row {
+    let spec = &object.data["spec"];
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
+    let url = text(&spec["url"]).unwrap_or_default();
+    let (image, url_digest) = match url.split_once('@') {
+        Some((image, digest)) => (image.to_string(), Some(digest.to_string())),
+        None => (url.clone(), None),
+    };
+    let digest = url_digest.or_else(|| {
+        text(&spec["sha256"])
+            .filter(|s| !s.is_empty())
+            .map(|hex| format!("sha256:{hex}"))
+    });
+    let attached_to = if let Some(labels) = spec["selector"]["matchLabels"].as_object() {
+        labels
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(",")
+    } else {
+        let mut targets: Vec<&serde_json::Value> = spec["targetRefs"]
+            .as_array()
+            .map(|a| a.iter().collect())
+            .unwrap_or_default();
+        if spec["targetRef"].is_object() {
+            targets.push(&spec["targetRef"]);
+        }
+        let names: Vec<String> = targets
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}/{}",
+                    t["kind"].as_str().unwrap_or_default(),
+                    t["name"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        if names.is_empty() {
+            "-".to_string()
+        } else {
+            names.join(",")
+        }
+    };
+    let age_seconds = object
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| k8s_openapi::jiff::Timestamp::now().as_second() - t.0.as_second());
+    Row {
+        context: context.to_string(),
+        name: object.metadata.name.clone().unwrap_or_default(),
+        namespace: object.metadata.namespace.clone().unwrap_or_default(),
+        image,
+        digest,
+        phase: text(&spec["phase"]),
+        attached_to,
+        age_seconds,
+        url,
+    }
+}
+
+/// kubectl-style age: 42s, 7m, 3h, 12d.
+fn age(seconds: Option<i64>) -> String {
+    match seconds {
+        None => "-".into(),
+        Some(s) if s < 120 => format!("{}s", s.max(0)),
+        Some(s) if s < 2 * 3600 => format!("{}m", s / 60),
+        Some(s) if s < 2 * 86400 => format!("{}h", s / 3600),
+        Some(s) => format!("{}d", s / 86400),
+    }
+}
+
+fn print_table(rows: &[Row], with_context: bool) {
+    if rows.is_empty() {
+        eprintln!("no WasmPlugins found");
+        return;
+    }
+    let short = |d: &Option<String>| {
+        d.as_deref()
+            .map(|d| d.trim_start_matches("sha256:").chars().take(12).collect())
+            .unwrap_or_else(|| "-".to_string())
+    };
+    let mut table: Vec<Vec<String>> = vec![
+        [
+            "CONTEXT",
+            "NAME",
+            "NAMESPACE",
+            "IMAGE",
+            "DIGEST",
+            "PHASE",
+            "SELECTOR/TARGETS",
+            "AGE",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    ];
+    for r in rows {
+        table.push(vec![
+            r.context.clone(),
+            r.name.clone(),
+            r.namespace.clone(),
+            r.image.clone(),
+            short(&r.digest),
+            r.phase.clone().unwrap_or_else(|| "-".into()),
+            r.attached_to.clone(),
+            age(r.age_seconds),
+        ]);
+    }
+    let skip = usize::from(!with_context);
+    let widths: Vec<usize> = (0..table[0].len())
+        .map(|c| table.iter().map(|row| row[c].len()).max().unwrap_or(0))
+        .collect();
+    for row in &table {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .skip(skip)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        println!("{}", cells.join("  ").trim_end());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages() {
+        assert_eq!(age(Some(5)), "5s");
+        assert_eq!(age(Some(600)), "10m");
+        assert_eq!(age(Some(3 * 3600)), "3h");
+        assert_eq!(age(Some(5 * 86400)), "5d");
+        assert_eq!(age(None), "-");
+    }
+
+    #[test]
+    fn rows_from_objects() {
+        let object: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "extensions.istio.io/v1alpha1", "kind": "WasmPlugin",
+            "metadata": {"name": "ctx", "namespace": "demo"},
+            "spec": {"url": "oci://r/x@sha256:abc", "phase": "STATS", "targetRefs": [{"kind": "Gateway", "name": "gw"}]}
+        }))
+        .unwrap();
+        let r = row("kind", &object);
+        assert_eq!(
+            (
+                r.image.as_str(),
+                r.digest.as_deref(),
+                r.attached_to.as_str()
+            ),
+            ("oci://r/x", Some("sha256:abc"), "Gateway/gw")
+        );
+    }
 }

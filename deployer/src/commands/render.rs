@@ -1,8 +1,51 @@
+//! `deployer render`: print the WasmPlugin `apply` would send (same flags, same pinning), for
+//! GitOps, or with --helm-values the values file for charts/wasm-plugin.
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use deployer::oci::{self, RegistryArgs};
+use deployer::plugin::flags::SpecFlags;
 
-pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`deployer render` is not implemented yet")
+use super::apply::{self, ObjectFormat};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// WasmPlugin name (default: metadata.name from -f).
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub spec: SpecFlags,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Namespace written to metadata (default: none, so GitOps tools set it).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Print a values file for the charts/wasm-plugin Helm chart instead of the resource.
+    #[arg(long)]
+    pub helm_values: bool,
+    #[arg(short = 'o', long, value_enum, default_value = "yaml")]
+    pub output: ObjectFormat,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    oci::install_crypto_provider();
+    let mut draft = args
+        .spec
+        .draft(args.name.as_deref(), args.namespace.as_deref())?;
+    let registry = args.registry.into_options()?;
+    apply::pin(&mut draft, args.spec.no_pin, &registry).await?;
+    let namespace = draft.namespace.clone();
+    // Checked as if in "default" when no namespace is given; the spec rules do not depend on it.
+    apply::check(
+        &draft,
+        namespace.as_deref().unwrap_or("default"),
+        args.spec.skip_client_validation,
+    )?;
+    let value = if args.helm_values {
+        deployer::plugin::helm::values(&draft.name, &draft.spec)?
+    } else {
+        let mut manifest = draft.manifest(namespace.as_deref().unwrap_or_default());
+        manifest.metadata.namespace = namespace;
+        serde_json::to_value(&manifest)?
+    };
+    apply::print_value(&value, args.output)?;
+    Ok(ExitCode::SUCCESS)
 }

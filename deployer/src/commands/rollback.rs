@@ -1,8 +1,101 @@
+//! `deployer rollback NAME [--to REVISION]`: re-apply a spec from the revision history that
+//! `apply` keeps on the resource (the previous one by default).
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use deployer::cluster::DryRun;
+use deployer::cluster::wasmplugin::history_of;
+use deployer::oci;
+use deployer::plugin::spec::WasmPluginManifest;
 
-pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`deployer rollback` is not implemented yet")
+use super::apply::{ClusterArgs, ObjectFormat, print_objects};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// WasmPlugin name.
+    pub name: String,
+    /// Revision to restore (see --history); default: the one before the current.
+    #[arg(long, value_name = "REVISION")]
+    pub to: Option<u64>,
+    /// Print the recorded revisions instead of rolling back.
+    #[arg(long)]
+    pub history: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Take over fields another field manager owns.
+    #[arg(long)]
+    pub force_conflicts: bool,
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<ObjectFormat>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    oci::install_crypto_provider();
+    let clusters = args.cluster.connect_all().await?;
+    // Every cluster's target revision is found before the first write.
+    let mut plans = Vec::new();
+    for cluster in &clusters {
+        cluster.ensure_crd().await?;
+        let namespace = args
+            .cluster
+            .namespace
+            .clone()
+            .unwrap_or_else(|| cluster.default_namespace.clone());
+        let live = cluster
+            .get_plugin(&namespace, &args.name)
+            .await?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "wasmplugin {namespace}/{} not found (context {}): nothing to roll back",
+                    args.name,
+                    cluster.context
+                )
+            })?;
+        let history = history_of(&live)?;
+        if args.history {
+            for revision in &history.revisions {
+                let current = if Some(revision) == history.latest() {
+                    "  (current)"
+                } else {
+                    ""
+                };
+                println!(
+                    "{:>4}  {}  {}{current}",
+                    revision.revision, revision.applied_at, revision.spec.url
+                );
+            }
+            continue;
+        }
+        let target = history.target(&args.name, args.to)?.clone();
+        let mut manifest = WasmPluginManifest::new(&args.name, &namespace, target.spec.clone());
+        if let Some(labels) = &live.metadata.labels {
+            manifest.metadata.labels = labels.clone().into_iter().collect();
+        }
+        plans.push((cluster, manifest, target.revision));
+    }
+    let mut objects = Vec::new();
+    for (cluster, manifest, from) in plans {
+        let applied = cluster
+            .apply_plugin(&manifest, args.force_conflicts, DryRun::Off)
+            .await?;
+        if args.output.is_none() {
+            let note = if clusters.len() > 1 {
+                format!(", context {}", cluster.context)
+            } else {
+                String::new()
+            };
+            let revision = applied
+                .revision
+                .map(|r| format!(" as revision {r}"))
+                .unwrap_or_default();
+            println!(
+                "wasmplugin.extensions.istio.io/{} rolled back to revision {from}{revision} ({}, url {}{note})",
+                args.name, applied.outcome, manifest.spec.url
+            );
+        }
+        objects.push(applied.object);
+    }
+    if let Some(format) = args.output {
+        print_objects(&objects.iter().collect::<Vec<_>>(), format)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

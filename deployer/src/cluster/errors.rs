@@ -1,0 +1,226 @@
+//! Turning API answers into errors that name the verb, the resource and the fix.
+use super::{Cluster, Error, connect};
+
+/// What was being attempted when a request failed.
+#[derive(Debug, Clone)]
+pub struct Attempt<'a> {
+    pub verb: &'static str,
+    /// Plural resource with group, e.g. `wasmplugins.extensions.istio.io`.
+    pub resource: &'a str,
+    pub namespace: Option<&'a str>,
+    pub name: Option<&'a str>,
+}
+
+/// The parts of a failed request that decide the mapping (kept apart from kube's types so the
+/// mapping is testable without a server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// An HTTP answer with a status code (and the Status message/reason when JSON).
+    Status {
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    /// No HTTP answer: connection refused, DNS, TLS, timeout.
+    Transport(String),
+}
+
+impl From<kube::Error> for Failure {
+    fn from(err: kube::Error) -> Self {
+        match err {
+            kube::Error::Api(status) => Failure::Status {
+                code: status.code,
+                reason: status.reason.clone(),
+                message: status.message.clone(),
+            },
+            other => {
+                // The chain carries the useful part ("Connection refused", "deadline has elapsed").
+                let mut message = other.to_string();
+                let mut source = std::error::Error::source(&other);
+                while let Some(cause) = source {
+                    message = format!("{message}: {cause}");
+                    source = cause.source();
+                }
+                Failure::Transport(message)
+            }
+        }
+    }
+}
+
+pub fn map(cluster: &Cluster, attempt: &Attempt<'_>, failure: Failure) -> Error {
+    let context = cluster.context.clone();
+    let resource = attempt.resource.to_string();
+    let namespace = attempt.namespace.unwrap_or_default().to_string();
+    let name = attempt.name.unwrap_or_default().to_string();
+    match failure {
+        Failure::Transport(message) => Error::Unreachable {
+            context,
+            server: cluster.server.clone(),
+            timeout: connect::CONNECT_TIMEOUT,
+            message,
+        },
+        Failure::Status {
+            code: 403, message, ..
+        } => Error::Forbidden {
+            context,
+            user: cluster.user.clone(),
+            verb: attempt.verb,
+            resource,
+            namespace: attempt.namespace.map(str::to_string),
+            message,
+        },
+        Failure::Status {
+            code: 409, message, ..
+        } => Error::Conflict {
+            context,
+            resource,
+            namespace,
+            name,
+            message,
+        },
+        Failure::Status {
+            code: 422, message, ..
+        }
+        | Failure::Status {
+            code: 400, message, ..
+        } => Error::Invalid {
+            context,
+            resource,
+            namespace,
+            name,
+            message,
+        },
+        Failure::Status {
+            code: 404,
+            message,
+            reason,
+        } => {
+            if message.starts_with("namespaces ") {
+                Error::NamespaceMissing { context, namespace }
+            } else if reason == "NotFound" && !name.is_empty() {
+                Error::NotFound {
+                    context,
+                    resource,
+                    namespace,
+                    name,
+                }
+            } else {
+                // A bare "404 page not found" (not a Status): the API path itself does not exist.
+                Error::CrdMissing {
+                    context,
+                    server: cluster.server.clone(),
+                    resource: crate::plugin::spec::PLURAL,
+                    api_version: crate::plugin::spec::API_VERSION,
+                }
+            }
+        }
+        Failure::Status { code, message, .. } => Error::Api {
+            context,
+            verb: attempt.verb,
+            resource,
+            code,
+            message,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn cluster() -> Cluster {
+        let config = kube::Config::new("https://10.0.0.1:6443".parse().unwrap());
+        Cluster {
+            client: kube::Client::try_from(config).unwrap(),
+            context: "prod".into(),
+            server: "https://10.0.0.1:6443".into(),
+            default_namespace: "default".into(),
+            user: "alice".into(),
+        }
+    }
+
+    fn status(code: u16, reason: &str, message: &str) -> Failure {
+        Failure::Status {
+            code,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn error_mapping() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let cluster = cluster().await;
+        let attempt = Attempt {
+            verb: "patch",
+            resource: "wasmplugins.extensions.istio.io",
+            namespace: Some("demo"),
+            name: Some("ctx"),
+        };
+        let cases = [
+            (
+                status(403, "Forbidden", "User \"alice\" cannot patch resource"),
+                vec![
+                    "alice cannot patch wasmplugins.extensions.istio.io in namespace demo",
+                    "RBAC",
+                    "prod",
+                ],
+            ),
+            (
+                status(
+                    409,
+                    "Conflict",
+                    "Apply failed with 1 conflict: conflict with \"other\": .spec.url",
+                ),
+                vec!["conflict with \"other\"", "--force-conflicts", "demo/ctx"],
+            ),
+            (
+                status(404, "NotFound", "namespaces \"demo\" not found"),
+                vec![
+                    "namespace \"demo\" not found",
+                    "kubectl create namespace demo",
+                ],
+            ),
+            (
+                status(
+                    404,
+                    "NotFound",
+                    "wasmplugins.extensions.istio.io \"ctx\" not found",
+                ),
+                vec!["demo/ctx not found"],
+            ),
+            (
+                status(404, "Failed to parse error data", "404 page not found"),
+                vec![
+                    "WasmPlugin CRD not found: is Istio installed in this cluster?",
+                    "10.0.0.1:6443",
+                ],
+            ),
+            (
+                status(422, "Invalid", "spec.sha256: Invalid value: \"x\""),
+                vec!["rejected", "spec.sha256: Invalid value"],
+            ),
+            (
+                status(500, "InternalError", "etcd down"),
+                vec!["HTTP 500", "etcd down"],
+            ),
+            (
+                Failure::Transport("connection refused".into()),
+                vec![
+                    "cannot reach the API server https://10.0.0.1:6443",
+                    "prod",
+                    "connection refused",
+                ],
+            ),
+        ];
+        for (failure, wanted) in cases {
+            let text = map(&cluster, &attempt, failure.clone()).to_string();
+            for part in wanted {
+                assert!(
+                    text.contains(part),
+                    "{failure:?}: wanted {part:?} in {text}"
+                );
+            }
+        }
+    }
+}

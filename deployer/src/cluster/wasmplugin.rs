@@ -1,0 +1,256 @@
+//! WasmPlugin reads and writes: server-side apply with the fixed field manager, the revision
+//! history annotation, and created/configured/unchanged from what the server says.
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+
+use super::errors::{self, Attempt, Failure};
+use super::{Cluster, Error, FIELD_MANAGER};
+use crate::plugin::history::{self, History};
+use crate::plugin::spec::{self, WasmPluginManifest};
+
+pub const RESOURCE: &str = "wasmplugins.extensions.istio.io";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DryRun {
+    Off,
+    /// The API server runs admission and validation but stores nothing.
+    Server,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Created,
+    Configured,
+    Unchanged,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Created => "created",
+            Outcome::Configured => "configured",
+            Outcome::Unchanged => "unchanged",
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub outcome: Outcome,
+    /// The object as the server returned it (managedFields dropped: noise for users).
+    pub object: DynamicObject,
+    /// The revision number the applied spec has in the history.
+    pub revision: Option<u64>,
+}
+
+pub fn api_resource() -> ApiResource {
+    ApiResource {
+        group: spec::GROUP.into(),
+        version: spec::VERSION.into(),
+        api_version: spec::API_VERSION.into(),
+        kind: spec::KIND.into(),
+        plural: spec::PLURAL.into(),
+    }
+}
+
+/// The history a re-apply of `manifest` would write, given the live object (if any).
+pub fn next_history(
+    live: Option<&DynamicObject>,
+    manifest: &WasmPluginManifest,
+    now: &str,
+) -> Result<History, crate::plugin::Error> {
+    let annotation = live
+        .and_then(|o| o.metadata.annotations.as_ref())
+        .and_then(|a| a.get(history::ANNOTATION));
+    let mut history = History::parse(&manifest.metadata.name, annotation.map(String::as_str))?;
+    history.record(&manifest.spec, now);
+    Ok(history)
+}
+
+pub fn history_of(object: &DynamicObject) -> Result<History, crate::plugin::Error> {
+    let name = object.metadata.name.clone().unwrap_or_default();
+    let annotation = object
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(history::ANNOTATION));
+    History::parse(&name, annotation.map(String::as_str))
+}
+
+impl Cluster {
+    fn plugins(&self, namespace: Option<&str>) -> Api<DynamicObject> {
+        match namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &api_resource()),
+            None => Api::all_with(self.client.clone(), &api_resource()),
+        }
+    }
+
+    fn fail(
+        &self,
+        verb: &'static str,
+        namespace: Option<&str>,
+        name: Option<&str>,
+        err: kube::Error,
+    ) -> Error {
+        errors::map(
+            self,
+            &Attempt {
+                verb,
+                resource: RESOURCE,
+                namespace,
+                name,
+            },
+            Failure::from(err),
+        )
+    }
+
+    /// Checks discovery for the WasmPlugin resource, so a missing CRD is named as such instead
+    /// of surfacing as a puzzling 404 on the first write.
+    pub async fn ensure_crd(&self) -> Result<(), Error> {
+        let found = self
+            .bounded(async {
+                match self
+                    .client
+                    .list_api_group_resources(spec::API_VERSION)
+                    .await
+                {
+                    Ok(list) => Ok(list.resources.iter().any(|r| r.name == spec::PLURAL)),
+                    Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+                    Err(err) => Err(self.fail("discover", None, None, err)),
+                }
+            })
+            .await?;
+        if found {
+            Ok(())
+        } else {
+            Err(Error::CrdMissing {
+                context: self.context.clone(),
+                server: self.server.clone(),
+                resource: spec::PLURAL,
+                api_version: spec::API_VERSION,
+            })
+        }
+    }
+
+    pub async fn get_plugin(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<DynamicObject>, Error> {
+        self.bounded(async {
+            match self.plugins(Some(namespace)).get(name).await {
+                Ok(object) => Ok(Some(object)),
+                Err(kube::Error::Api(status))
+                    if status.code == 404
+                        && status.reason == "NotFound"
+                        && !status.message.starts_with("namespaces ") =>
+                {
+                    Ok(None)
+                }
+                Err(err) => Err(self.fail("get", Some(namespace), Some(name), err)),
+            }
+        })
+        .await
+    }
+
+    /// Server-side applies `manifest` plus its revision history (read from the live object).
+    pub async fn apply_plugin(
+        &self,
+        manifest: &WasmPluginManifest,
+        force: bool,
+        dry_run: DryRun,
+    ) -> Result<Applied, Error> {
+        let namespace = manifest
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or(&self.default_namespace);
+        let name = manifest.metadata.name.as_str();
+        let live = self.get_plugin(namespace, name).await?;
+        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        let history = next_history(live.as_ref(), manifest, &now).map_err(|err| Error::Decode {
+            context: self.context.clone(),
+            message: err.to_string(),
+        })?;
+        let mut body = manifest.clone();
+        body.metadata.namespace = Some(namespace.to_string());
+        body.metadata
+            .annotations
+            .insert(history::ANNOTATION.into(), history.to_annotation());
+        let mut params = PatchParams::apply(FIELD_MANAGER);
+        params.force = force;
+        params.dry_run = dry_run == DryRun::Server;
+        let mut object = self
+            .bounded(async {
+                self.plugins(Some(namespace))
+                    .patch(name, &params, &Patch::Apply(&body))
+                    .await
+                    .map_err(|err| self.fail("patch", Some(namespace), Some(name), err))
+            })
+            .await?;
+        let outcome = match &live {
+            None => Outcome::Created,
+            Some(before) if dry_run == DryRun::Off => {
+                if before.metadata.resource_version == object.metadata.resource_version {
+                    Outcome::Unchanged
+                } else {
+                    Outcome::Configured
+                }
+            }
+            // A dry run stores nothing, so the resourceVersion says nothing: compare content.
+            Some(before) => {
+                if before.data == object.data
+                    && before.metadata.annotations == object.metadata.annotations
+                    && before.metadata.labels == object.metadata.labels
+                {
+                    Outcome::Unchanged
+                } else {
+                    Outcome::Configured
+                }
+            }
+        };
+        object.metadata.managed_fields = None;
+        let revision = history
+            .revisions
+            .iter()
+            .rev()
+            .find(|r| r.spec == manifest.spec)
+            .map(|r| r.revision);
+        Ok(Applied {
+            outcome,
+            object,
+            revision,
+        })
+    }
+
+    pub async fn list_plugins(&self, namespace: Option<&str>) -> Result<Vec<DynamicObject>, Error> {
+        self.bounded(async {
+            self.plugins(namespace)
+                .list(&ListParams::default())
+                .await
+                .map(|list| list.items)
+                .map_err(|err| self.fail("list", namespace, None, err))
+        })
+        .await
+    }
+
+    pub async fn delete_plugin(
+        &self,
+        namespace: &str,
+        name: &str,
+        dry_run: DryRun,
+    ) -> Result<(), Error> {
+        let params = DeleteParams {
+            dry_run: dry_run == DryRun::Server,
+            ..Default::default()
+        };
+        self.bounded(async {
+            self.plugins(Some(namespace))
+                .delete(name, &params)
+                .await
+                .map(|_| ())
+                .map_err(|err| self.fail("delete", Some(namespace), Some(name), err))
+        })
+        .await
+    }
+}

@@ -1,0 +1,456 @@
+//! Client-side checks with the rules Istio's WasmPlugin CRD enforces (FACTS.md), plus the
+//! Kubernetes label syntax for selectors, so mistakes are caught before anything is sent and
+//! every problem is reported in one run.
+use super::spec::{EnvValueSource, PolicyTargetReference, WasmPluginSpec};
+
+/// Istio's CRD caps `targetRefs` at 16 entries.
+pub const MAX_TARGET_REFS: usize = 16;
+
+/// Every problem found in `spec` (empty when valid), each prefixed with its field path.
+pub fn problems(name: &str, namespace: &str, spec: &WasmPluginSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Err(why) = dns_subdomain(name) {
+        out.push(format!("metadata.name {name:?}: {why}"));
+    }
+    if let Err(why) = dns_label(namespace) {
+        out.push(format!("metadata.namespace {namespace:?}: {why}"));
+    }
+    check_url(&spec.url, &mut out);
+    if let Some(sha) = &spec.sha256
+        && !(sha.is_empty() || is_sha256_hex(sha))
+    {
+        out.push(format!("spec.sha256 {sha:?}: must be 64 lower-case hex characters (the digest without `sha256:`)"));
+    }
+    let attachments = [
+        spec.selector.is_some(),
+        spec.target_ref.is_some(),
+        !spec.target_refs.is_empty(),
+    ];
+    if attachments.iter().filter(|set| **set).count() > 1 {
+        out.push("spec: set at most one of selector, targetRef and targetRefs".to_string());
+    }
+    if let Some(selector) = &spec.selector {
+        for (key, value) in &selector.match_labels {
+            if let Err(why) = label_key(key) {
+                out.push(format!("spec.selector.matchLabels key {key:?}: {why}"));
+            }
+            if let Err(why) = label_value(value) {
+                out.push(format!(
+                    "spec.selector.matchLabels[{key}] value {value:?}: {why}"
+                ));
+            }
+        }
+    }
+    if spec.target_refs.len() > MAX_TARGET_REFS {
+        out.push(format!(
+            "spec.targetRefs: {} entries, at most {MAX_TARGET_REFS} allowed",
+            spec.target_refs.len()
+        ));
+    }
+    if let Some(target) = &spec.target_ref {
+        check_target("spec.targetRef", target, &mut out);
+    }
+    for (i, target) in spec.target_refs.iter().enumerate() {
+        check_target(&format!("spec.targetRefs[{i}]"), target, &mut out);
+    }
+    if let Some(secret) = &spec.image_pull_secret
+        && let Err(why) = dns_subdomain(secret)
+    {
+        out.push(format!(
+            "spec.imagePullSecret {secret:?}: {why} (it names a Secret in the plugin's namespace)"
+        ));
+    }
+    if let Some(config) = &spec.plugin_config
+        && !config.is_object()
+    {
+        out.push("spec.pluginConfig: must be a JSON object (a map of keys to values)".to_string());
+    }
+    if let Some(plugin_name) = &spec.plugin_name
+        && plugin_name.is_empty()
+    {
+        out.push("spec.pluginName: must not be empty when set".to_string());
+    }
+    for (i, selector) in spec.matches.iter().enumerate() {
+        for (j, port) in selector.ports.iter().enumerate() {
+            if !(1..=65535).contains(&port.number) {
+                out.push(format!(
+                    "spec.match[{i}].ports[{j}].number {}: must be between 1 and 65535",
+                    port.number
+                ));
+            }
+        }
+    }
+    if let Some(vm) = &spec.vm_config {
+        for (i, env) in vm.env.iter().enumerate() {
+            if env.name.is_empty() {
+                out.push(format!("spec.vmConfig.env[{i}].name: must not be empty"));
+            }
+            if env.value_from == Some(EnvValueSource::Host) && env.value.is_some() {
+                out.push(format!(
+                    "spec.vmConfig.env[{i}] {:?}: a HOST variable takes its value from the proxy; drop `value`",
+                    env.name
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn check_url(url: &str, out: &mut Vec<String>) {
+    if url.is_empty() {
+        out.push(
+            "spec.url: required (an oci://, https://, http:// or file:// module location)"
+                .to_string(),
+        );
+        return;
+    }
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if !matches!(scheme, "oci" | "http" | "https" | "file") {
+            out.push(format!(
+                "spec.url {url:?}: scheme {scheme:?} is not one of oci, http, https, file"
+            ));
+        } else if rest.is_empty() {
+            out.push(format!("spec.url {url:?}: nothing after the scheme"));
+        }
+    }
+}
+
+fn check_target(path: &str, target: &PolicyTargetReference, out: &mut Vec<String>) {
+    if target.kind.is_empty() {
+        out.push(format!("{path}.kind: required (e.g. Gateway or Service)"));
+    }
+    if target.name.is_empty() {
+        out.push(format!("{path}.name: required"));
+    } else if let Err(why) = dns_subdomain(&target.name) {
+        out.push(format!("{path}.name {:?}: {why}", target.name));
+    }
+    if !target.group.is_empty()
+        && let Err(why) = dns_subdomain(&target.group)
+    {
+        out.push(format!("{path}.group {:?}: {why}", target.group));
+    }
+}
+
+pub fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// RFC 1123 subdomain, as Kubernetes requires for object names.
+pub fn dns_subdomain(text: &str) -> Result<(), String> {
+    if text.is_empty() || text.len() > 253 {
+        return Err("must be 1 to 253 characters".into());
+    }
+    for part in text.split('.') {
+        dns_label_chars(part)
+            .map_err(|_| "must be lower-case letters, digits, '-' and '.', starting and ending with a letter or digit".to_string())?;
+    }
+    Ok(())
+}
+
+/// RFC 1123 label, as Kubernetes requires for namespace names.
+pub fn dns_label(text: &str) -> Result<(), String> {
+    if text.is_empty() || text.len() > 63 {
+        return Err("must be 1 to 63 characters".into());
+    }
+    dns_label_chars(text)
+}
+
+fn dns_label_chars(text: &str) -> Result<(), String> {
+    let ok_inner = text
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let ends = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if ok_inner && ends(text.as_bytes().first()) && ends(text.as_bytes().last()) {
+        Ok(())
+    } else {
+        Err("must be lower-case letters, digits and '-', starting and ending with a letter or digit".into())
+    }
+}
+
+/// `[prefix/]name`: prefix a DNS subdomain, name a qualified name of at most 63 characters.
+pub fn label_key(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix {
+        dns_subdomain(prefix).map_err(|why| format!("prefix {prefix:?} {why}"))?;
+    }
+    if name.is_empty() || name.len() > 63 {
+        return Err("name part must be 1 to 63 characters".into());
+    }
+    if name.contains('*') {
+        return Err("wildcards are not supported".into());
+    }
+    qualified_chars(name)
+}
+
+/// Empty, or at most 63 characters of letters, digits, '-', '_', '.', alphanumeric at both ends.
+pub fn label_value(value: &str) -> Result<(), String> {
+    if value.len() > 63 {
+        return Err(format!("{} characters, at most 63 allowed", value.len()));
+    }
+    if value.contains('*') {
+        return Err("wildcards are not supported".into());
+    }
+    if value.is_empty() {
+        Ok(())
+    } else {
+        qualified_chars(value)
+    }
+}
+
+fn qualified_chars(text: &str) -> Result<(), String> {
+    let inner = text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    let ends = |b: Option<&u8>| b.is_some_and(u8::is_ascii_alphanumeric);
+    if inner && ends(text.as_bytes().first()) && ends(text.as_bytes().last()) {
+        Ok(())
+    } else {
+        Err(
+            "must be letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
+                .into(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::spec::*;
+    use super::*;
+
+    fn base() -> WasmPluginSpec {
+        WasmPluginSpec {
+            url: "oci://registry.local/ctx:v1".into(),
+            ..Default::default()
+        }
+    }
+
+    fn target(kind: &str, name: &str) -> PolicyTargetReference {
+        PolicyTargetReference {
+            kind: kind.into(),
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn validation_table() {
+        let sha = "a".repeat(64);
+        let labels = |k: &str, v: &str| {
+            Some(WorkloadSelector {
+                match_labels: [(k.to_string(), v.to_string())].into(),
+            })
+        };
+        // (case, spec change, expected substring of the problem or None when valid)
+        type Edit = Box<dyn Fn(&mut WasmPluginSpec)>;
+        let cases: Vec<(&str, Edit, Option<&str>)> = vec![
+            ("minimal", Box::new(|_| {}), None),
+            (
+                "no url",
+                Box::new(|s| s.url.clear()),
+                Some("spec.url: required"),
+            ),
+            (
+                "bad scheme",
+                Box::new(|s| s.url = "ftp://x/y".into()),
+                Some("scheme \"ftp\""),
+            ),
+            (
+                "no scheme means oci",
+                Box::new(|s| s.url = "registry.local/x:v1".into()),
+                None,
+            ),
+            (
+                "https",
+                Box::new(|s| s.url = "https://h/x.wasm".into()),
+                None,
+            ),
+            (
+                "file",
+                Box::new(|s| s.url = "file:///opt/x.wasm".into()),
+                None,
+            ),
+            (
+                "good sha",
+                Box::new(move |s| s.sha256 = Some(sha.clone())),
+                None,
+            ),
+            (
+                "empty sha",
+                Box::new(|s| s.sha256 = Some(String::new())),
+                None,
+            ),
+            (
+                "short sha",
+                Box::new(|s| s.sha256 = Some("abc".into())),
+                Some("spec.sha256"),
+            ),
+            (
+                "upper sha",
+                Box::new(|s| s.sha256 = Some("A".repeat(64))),
+                Some("spec.sha256"),
+            ),
+            (
+                "prefixed sha",
+                Box::new(|s| s.sha256 = Some(format!("sha256:{}", "a".repeat(57)))),
+                Some("spec.sha256"),
+            ),
+            (
+                "label",
+                Box::new(move |s| s.selector = labels("app", "web")),
+                None,
+            ),
+            (
+                "prefixed label",
+                Box::new(move |s| s.selector = labels("app.kubernetes.io/name", "web")),
+                None,
+            ),
+            (
+                "empty label value",
+                Box::new(move |s| s.selector = labels("app", "")),
+                None,
+            ),
+            (
+                "label value 64",
+                Box::new(move |s| s.selector = labels("app", &"v".repeat(64))),
+                Some("at most 63"),
+            ),
+            (
+                "label wildcard",
+                Box::new(move |s| s.selector = labels("app", "we*")),
+                Some("wildcards"),
+            ),
+            (
+                "label key empty",
+                Box::new(move |s| s.selector = labels("", "x")),
+                Some("key \"\""),
+            ),
+            (
+                "label key bad",
+                Box::new(move |s| s.selector = labels("-app", "x")),
+                Some("key \"-app\""),
+            ),
+            (
+                "selector and targetRefs",
+                Box::new(move |s| {
+                    s.selector = labels("app", "x");
+                    s.target_refs = vec![target("Gateway", "gw")];
+                }),
+                Some("at most one of selector"),
+            ),
+            (
+                "targetRef and targetRefs",
+                Box::new(|s| {
+                    s.target_ref = Some(target("Gateway", "a"));
+                    s.target_refs = vec![target("Gateway", "gw")];
+                }),
+                Some("at most one of selector"),
+            ),
+            (
+                "16 targets",
+                Box::new(|s| s.target_refs = vec![target("Gateway", "gw"); 16]),
+                None,
+            ),
+            (
+                "17 targets",
+                Box::new(|s| s.target_refs = vec![target("Gateway", "gw"); 17]),
+                Some("at most 16"),
+            ),
+            (
+                "target without kind",
+                Box::new(|s| s.target_refs = vec![target("", "gw")]),
+                Some("targetRefs[0].kind"),
+            ),
+            (
+                "config object",
+                Box::new(|s| s.plugin_config = Some(serde_json::json!({"a": 1}))),
+                None,
+            ),
+            (
+                "config array",
+                Box::new(|s| s.plugin_config = Some(serde_json::json!([1]))),
+                Some("JSON object"),
+            ),
+            (
+                "port 0",
+                Box::new(|s| s.matches = vec![port(0)]),
+                Some("between 1 and 65535"),
+            ),
+            (
+                "port 65535",
+                Box::new(|s| s.matches = vec![port(65535)]),
+                None,
+            ),
+            (
+                "port 65536",
+                Box::new(|s| s.matches = vec![port(65536)]),
+                Some("between 1 and 65535"),
+            ),
+            (
+                "pull secret name",
+                Box::new(|s| s.image_pull_secret = Some("Bad_Name".into())),
+                Some("imagePullSecret"),
+            ),
+            (
+                "env host with value",
+                Box::new(|s| {
+                    s.vm_config = Some(VmConfig {
+                        env: vec![EnvVar {
+                            name: "A".into(),
+                            value_from: Some(EnvValueSource::Host),
+                            value: Some("x".into()),
+                        }],
+                    })
+                }),
+                Some("HOST variable"),
+            ),
+        ];
+        for (case, edit, expected) in cases {
+            let mut spec = base();
+            edit(&mut spec);
+            let found = problems("ctx-logger", "default", &spec);
+            match expected {
+                None => assert!(found.is_empty(), "{case}: unexpected {found:?}"),
+                Some(text) => assert!(
+                    found.iter().any(|p| p.contains(text)),
+                    "{case}: wanted {text:?} in {found:?}"
+                ),
+            }
+        }
+    }
+
+    fn port(number: i64) -> TrafficSelector {
+        TrafficSelector {
+            mode: None,
+            ports: vec![PortSelector { number }],
+        }
+    }
+
+    #[test]
+    fn names_and_namespaces() {
+        assert!(
+            problems("Bad", "default", &base())
+                .iter()
+                .any(|p| p.starts_with("metadata.name"))
+        );
+        assert!(
+            problems("ok.name", "a.b", &base())
+                .iter()
+                .any(|p| p.starts_with("metadata.namespace"))
+        );
+        assert!(problems("ok", "ns-1", &base()).is_empty());
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let mut spec = base();
+        spec.url.clear();
+        spec.sha256 = Some("x".into());
+        assert_eq!(problems("x", "default", &spec).len(), 2);
+    }
+}
