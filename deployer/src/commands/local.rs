@@ -1,8 +1,173 @@
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
+use anyhow::Context;
+use deployer::local::{self, Event, LabConfig, Launch, LocalError, Mode, Running};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// How long Envoy gets to stop after SIGTERM before its process group is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Run a proxy-wasm module in a local Envoy (started with func-e) and stream its `wasm log`
+/// lines until Ctrl+C.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Port of the lab listener on 127.0.0.1.
+    #[arg(long, default_value_t = 18000)]
+    pub port: u16,
+    /// The module to load [default: the bundled filter, built with `deployer build`].
+    #[arg(long, value_name = "FILE")]
+    pub wasm: Option<PathBuf>,
+    /// Plugin configuration (JSON or YAML), passed to the module's on_configure as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Load the module as a network filter in front of a TCP echo (one context per connection).
+    #[arg(long)]
+    pub tcp: bool,
+    /// Print the Envoy configuration (YAML) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Show all of Envoy's output on stderr, not just the `wasm log` lines.
+    #[arg(short = 'v', long = "all-logs", visible_alias = "verbose")]
+    pub all_logs: bool,
+    /// Root context id, for modules that register several root contexts.
+    #[arg(long, default_value = "")]
+    pub root_id: String,
+    /// func-e binary [default: the set-up cache's, else PATH's; Envoy alone when there is none].
+    #[arg(long = "func-e", value_name = "PATH")]
+    pub func_e: Option<PathBuf>,
+    /// Envoy binary [default: the set-up cache's (Envoy 1.40), else PATH's].
+    #[arg(long, value_name = "PATH")]
+    pub envoy: Option<PathBuf>,
+    /// Seconds to wait for Envoy to become ready.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub ready_timeout: u64,
+}
 
-pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`deployer local` is not implemented yet")
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let module = resolve_module(args.wasm.as_deref())?;
+    let plugin_config = args
+        .config
+        .as_deref()
+        .map(local::plugin_config_from_file)
+        .transpose()?;
+    let lab = LabConfig {
+        port: args.port,
+        module,
+        mode: if args.tcp { Mode::Tcp } else { Mode::Http },
+        plugin_config,
+        root_id: args.root_id.clone(),
+    };
+    let yaml = lab.render()?;
+    if args.print_config {
+        print!("{yaml}");
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    local::ensure_port_free(args.port)?;
+    let tools = local::tools::find(args.envoy.as_deref(), args.func_e.as_deref())?;
+    if tools.func_e.is_none() {
+        eprintln!(
+            "func-e not found in {}: running {} directly (`scripts/setup func-e` installs func-e)",
+            tools.func_e_searched,
+            tools.envoy.display()
+        );
+    }
+
+    // Registered before anything starts, so a Ctrl+C during start-up still stops Envoy.
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for Ctrl+C")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+
+    let work = tempfile::Builder::new()
+        .prefix("deployer-local-")
+        .tempdir()
+        .map_err(|source| LocalError::WorkDir { source })?;
+    let config_path = work.path().join("envoy.yaml");
+    std::fs::write(&config_path, &yaml).map_err(|source| LocalError::WorkDir { source })?;
+    let admin_file = work.path().join("admin-address");
+    let launch = Launch::new(&tools, &config_path, &admin_file, work.path());
+
+    let started = Instant::now();
+    eprintln!("{}", starting_banner(&launch, &lab, &tools.envoy));
+    let mut running = Running::start(
+        &launch,
+        admin_file,
+        args.port,
+        Duration::from_secs(args.ready_timeout),
+    )?;
+    loop {
+        tokio::select! {
+            event = running.next() => match event {
+                Event::Ready { admin } => {
+                    let elapsed = started.elapsed().as_millis();
+                    print_ready(&lab, admin, elapsed);
+                }
+                Event::Line(line) if line.is_wasm_log() => println!("{}", line.text),
+                Event::Line(line) => {
+                    if args.all_logs {
+                        eprintln!("{}", line.text);
+                    }
+                }
+                Event::Failed(err) => {
+                    // Already gone, or never got ready: either way nothing may stay behind.
+                    running.stop(STOP_GRACE).await?;
+                    return Err(err.into());
+                }
+            },
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
+        }
+    }
+    eprintln!("stopping Envoy (pid {})", running.pid());
+    running.stop(STOP_GRACE).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn resolve_module(wasm: Option<&Path>) -> Result<PathBuf, anyhow::Error> {
+    let Some(path) = wasm else {
+        anyhow::bail!(
+            "no module given: pass --wasm FILE (for the bundled filter, run `deployer build` and pass the path it prints)"
+        );
+    };
+    if !path.is_file() {
+        return Err(LocalError::ModuleMissing {
+            path: path.to_path_buf(),
+        }
+        .into());
+    }
+    // Envoy resolves relative paths against its own working directory; be explicit.
+    Ok(std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))?)
+}
+
+fn starting_banner(launch: &Launch, lab: &LabConfig, envoy: &Path) -> String {
+    let runner = if launch.via_func_e {
+        format!(
+            "func-e ({}) with Envoy {}",
+            launch.program.display(),
+            envoy.display()
+        )
+    } else {
+        format!("Envoy {}", envoy.display())
+    };
+    format!("starting {runner}, module {}", lab.module.display())
+}
+
+fn print_ready(lab: &LabConfig, admin: std::net::SocketAddr, elapsed_ms: u128) {
+    let port = lab.port;
+    match lab.mode {
+        Mode::Http => {
+            println!(
+                "lab ready in {elapsed_ms} ms: http://127.0.0.1:{port}/ (admin http://{admin})"
+            );
+            println!("try: curl -s http://127.0.0.1:{port}/");
+        }
+        Mode::Tcp => {
+            println!(
+                "lab ready in {elapsed_ms} ms: tcp echo on 127.0.0.1:{port} (admin http://{admin})"
+            );
+            println!("try: echo hello | nc -q1 127.0.0.1 {port}");
+        }
+    }
+    println!("streaming `wasm log` lines; Ctrl+C stops Envoy");
 }

@@ -2,4 +2,8 @@
 //! `scripts/setup` and starts them on loopback. Each test binary uses a subset of it.
 #![allow(dead_code)]
 
+pub mod envoy;
+pub mod helm;
+pub mod registry;
+pub mod stack;
 pub mod tools;
