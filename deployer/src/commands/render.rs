@@ -40,7 +40,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.spec.skip_client_validation,
     )?;
     let value = if args.helm_values {
-        deployer::plugin::helm::values(&draft.name, &draft.spec)?
+        deployer::plugin::helm::values(&draft.name, &draft.labels, &draft.spec)?
     } else {
         let mut manifest = draft.manifest(namespace.as_deref().unwrap_or_default());
         manifest.metadata.namespace = namespace;

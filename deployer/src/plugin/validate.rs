@@ -66,9 +66,9 @@ pub fn problems(name: &str, namespace: &str, spec: &WasmPluginSpec) -> Vec<Strin
         out.push("spec.pluginConfig: must be a JSON object (a map of keys to values)".to_string());
     }
     if let Some(plugin_name) = &spec.plugin_name
-        && plugin_name.is_empty()
+        && (plugin_name.is_empty() || plugin_name.len() > 256)
     {
-        out.push("spec.pluginName: must not be empty when set".to_string());
+        out.push("spec.pluginName: must be 1 to 256 characters when set".to_string());
     }
     for (i, selector) in spec.matches.iter().enumerate() {
         for (j, port) in selector.ports.iter().enumerate() {
@@ -81,9 +81,22 @@ pub fn problems(name: &str, namespace: &str, spec: &WasmPluginSpec) -> Vec<Strin
         }
     }
     if let Some(vm) = &spec.vm_config {
+        if vm.env.len() > 256 {
+            out.push(format!(
+                "spec.vmConfig.env: {} entries, at most 256 allowed",
+                vm.env.len()
+            ));
+        }
         for (i, env) in vm.env.iter().enumerate() {
-            if env.name.is_empty() {
-                out.push(format!("spec.vmConfig.env[{i}].name: must not be empty"));
+            if env.name.is_empty() || env.name.len() > 256 {
+                out.push(format!(
+                    "spec.vmConfig.env[{i}].name: must be 1 to 256 characters"
+                ));
+            }
+            if env.value.as_ref().is_some_and(|v| v.len() > 2048) {
+                out.push(format!(
+                    "spec.vmConfig.env[{i}].value: at most 2048 characters"
+                ));
             }
             if env.value_from == Some(EnvValueSource::Host) && env.value.is_some() {
                 out.push(format!(
@@ -116,18 +129,38 @@ fn check_url(url: &str, out: &mut Vec<String>) {
 }
 
 fn check_target(path: &str, target: &PolicyTargetReference, out: &mut Vec<String>) {
+    let kind_ok = target.kind.len() <= 63
+        && target.kind.starts_with(|c: char| c.is_ascii_alphabetic())
+        && target.kind.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && target
+            .kind
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-');
     if target.kind.is_empty() {
         out.push(format!("{path}.kind: required (e.g. Gateway or Service)"));
+    } else if !kind_ok {
+        out.push(format!(
+            "{path}.kind {:?}: must be at most 63 letters, digits and '-', starting with a letter",
+            target.kind
+        ));
     }
-    if target.name.is_empty() {
-        out.push(format!("{path}.name: required"));
-    } else if let Err(why) = dns_subdomain(&target.name) {
-        out.push(format!("{path}.name {:?}: {why}", target.name));
+    if target.name.is_empty() || target.name.len() > 253 {
+        out.push(format!(
+            "{path}.name {:?}: must be 1 to 253 characters",
+            target.name
+        ));
     }
     if !target.group.is_empty()
         && let Err(why) = dns_subdomain(&target.group)
     {
         out.push(format!("{path}.group {:?}: {why}", target.group));
+    }
+    if let Some(namespace) = &target.namespace
+        && namespace.len() > 63
+    {
+        out.push(format!(
+            "{path}.namespace {namespace:?}: at most 63 characters"
+        ));
     }
 }
 
