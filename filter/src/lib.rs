@@ -1,2 +1,14 @@
-//! proxy-wasm filter: logs `NewHttpContext` per HTTP stream and `NewTcpContext` per TCP connection.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+//! proxy-wasm filter: logs `NewHttpContext` per HTTP stream and `NewTcpContext` per TCP
+//! connection, optionally shaped by a small JSON plugin configuration (see `config`).
+//!
+//! `config` and `plugin` are plain Rust, tested on the host; `abi` is the thin proxy-wasm
+//! boundary compiled only for wasm32.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+#[cfg(target_arch = "wasm32")]
+mod abi;
+pub mod config;
+pub mod plugin;
