@@ -58,3 +58,61 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> 
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
+
+/// `deployer inspect oci://REF`: fetch by Istio's rules, then the module report and the verdict
+/// "Istio-compatible: yes/no (why)". Succeeds only when Istio would fetch it and Envoy load it.
+pub async fn inspect_oci(
+    reference: &str,
+    registry: RegistryArgs,
+    format: deployer::output::Format,
+) -> anyhow::Result<ExitCode> {
+    use deployer::output::Format;
+    let reference = ImageRef::parse(reference)?;
+    let options = registry.into_options()?;
+    let fetched = oci::fetch(&reference, &options).await?;
+    let report = fetched.module.as_deref().map(deployer::module::inspect);
+    let (compatible, why) = match &fetched.verdict {
+        Verdict::Compatible(layout) => (true, layout.to_string()),
+        Verdict::Rejected(reason) => (false, reason.clone()),
+    };
+    let source = format!("oci://{reference}");
+    match format {
+        Format::Text => {
+            println!("image    {source}");
+            println!("digest   {}", fetched.manifest_digest);
+            println!("url      {}", fetched.pinned_url());
+            match &report {
+                Some(report) => {
+                    println!();
+                    super::inspect::print(&source, report, Format::Text)?;
+                }
+                None => println!("\nno wasm module found in the image"),
+            }
+            println!(
+                "Istio-compatible: {} ({why})",
+                if compatible { "yes" } else { "no" }
+            );
+        }
+        Format::Json | Format::Yaml => {
+            let value = serde_json::json!({
+                "source": source,
+                "digest": fetched.manifest_digest,
+                "url": fetched.pinned_url(),
+                "istio_compatible": compatible,
+                "istio_reason": why,
+                "loadable": report.as_ref().map(|report| report.loadable()),
+                "module": report,
+            });
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&value)?),
+                _ => print!("{}", serde_yaml::to_string(&value)?),
+            }
+        }
+    }
+    let loadable = report.as_ref().is_some_and(|report| report.loadable());
+    Ok(if compatible && loadable {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -228,11 +228,11 @@ impl Session {
             (Some(403), err) => Error::Forbidden {
                 registry,
                 repository: self.reference.repository().to_string(),
-                message: short(&chain(&err)),
+                message: detail(&err),
             },
             (Some(404), err) => Error::NotFound {
                 reference: self.reference.to_string(),
-                message: short(&chain(&err)),
+                message: detail(&err),
             },
             (Some(status), err) => {
                 let url = match &err {
@@ -244,7 +244,7 @@ impl Session {
                     url,
                     status,
                     attempts,
-                    message: short(&chain(&err)),
+                    message: detail(&err),
                 }
             }
             (None, OciDistributionError::RequestError(request)) => {
@@ -506,6 +506,30 @@ pub(crate) fn chain(err: &dyn std::error::Error) -> String {
     message
 }
 
+/// What the registry said, without the client's wrapping (the url is reported separately).
+fn detail(err: &OciDistributionError) -> String {
+    match err {
+        OciDistributionError::RegistryError { envelope, .. } => {
+            let said: Vec<String> = envelope
+                .errors
+                .iter()
+                .map(|e| {
+                    if e.message.is_empty() {
+                        format!("{:?}", e.code)
+                    } else {
+                        e.message.clone()
+                    }
+                })
+                .collect();
+            short(&said.join("; "))
+        }
+        OciDistributionError::ServerError { message, .. } if !message.trim().is_empty() => {
+            short(message.trim())
+        }
+        other => short(&chain(other)),
+    }
+}
+
 /// Registry error bodies can be whole HTML pages; keep the first line, bounded.
 fn short(message: &str) -> String {
     let line = message.lines().next().unwrap_or_default();
@@ -532,9 +556,10 @@ async fn answers_plain_http(registry: &str) -> bool {
             .write_all(format!("GET /v2/ HTTP/1.0\r\nHost: {registry}\r\n\r\n").as_bytes())
             .await
             .ok()?;
-        let mut head = [0u8; 5];
+        let mut head = [0u8; 12];
         stream.read_exact(&mut head).await.ok()?;
-        Some(&head == b"HTTP/")
+        // A registry answers /v2/ with 200 or 401; a TLS server fed clear text says 400.
+        Some(head.starts_with(b"HTTP/1.") && (head.ends_with(b" 200") || head.ends_with(b" 401")))
     };
     tokio::time::timeout(Duration::from_secs(2), probe)
         .await

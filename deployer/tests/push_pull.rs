@@ -1,0 +1,757 @@
+//! `deployer push` / `pull` / `inspect oci://` against a real registry (Debian's docker-registry),
+//! cross-checked with an independent client (skopeo).
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::registry::Registry;
+use support::tools;
+
+/// A small module Envoy's proxy-wasm host would load: ABI marker, allocator, memory, one callback.
+fn module_bytes() -> Vec<u8> {
+    wat::parse_str(
+        r#"(module
+             (memory (export "memory") 1)
+             (func (export "proxy_abi_version_0_2_1"))
+             (func (export "proxy_on_memory_allocate") (param i32) (result i32) i32.const 1024)
+             (func (export "proxy_on_context_create") (param i32 i32))
+             (data (i32.const 0) "deployer push/pull test module"))"#,
+    )
+    .expect("valid wat")
+}
+
+struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("docker")).expect("docker config dir");
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn module(&self) -> PathBuf {
+        let path = self.path("plugin.wasm");
+        std::fs::write(&path, module_bytes()).expect("write module");
+        path
+    }
+
+    /// The deployer, isolated from the host's docker config and CI detection.
+    fn deployer(&self) -> assert_cmd::Command {
+        let mut command = tools::deployer();
+        command
+            .current_dir(self.dir.path())
+            .env("DOCKER_CONFIG", self.path("docker"))
+            .env_remove("SOURCE_DATE_EPOCH");
+        command
+    }
+}
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(mut command: assert_cmd::Command) -> Run {
+    let output = command.output().expect("run deployer");
+    Run {
+        ok: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn push_json(workspace: &Workspace, args: &[&str], stdin: Option<&str>) -> serde_json::Value {
+    let mut command = workspace.deployer();
+    command.arg("push").args(args).args(["-o", "json"]);
+    if let Some(stdin) = stdin {
+        command.write_stdin(stdin.to_string());
+    }
+    let result = run(command);
+    assert!(result.ok, "push {args:?} failed:\n{}", result.stderr);
+    serde_json::from_str(&result.stdout)
+        .unwrap_or_else(|err| panic!("push -o json printed {:?}: {err}", result.stdout))
+}
+
+fn skopeo(args: &[&str]) -> String {
+    let output = Command::new(tools::require("skopeo"))
+        .args(args)
+        .output()
+        .expect("run skopeo");
+    assert!(
+        output.status.success(),
+        "skopeo {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// plugin.wasm from a tar+gzip layer file, read with the tar/flate2 crates (not our code).
+fn untar_plugin(layer: &Path) -> Vec<u8> {
+    let file = std::fs::File::open(layer).expect("open layer");
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    for entry in archive.entries().expect("tar entries") {
+        let mut entry = entry.expect("tar entry");
+        if entry.path().expect("entry path").to_string_lossy() == "plugin.wasm" {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).expect("read plugin.wasm");
+            return bytes;
+        }
+    }
+    panic!("no plugin.wasm in {}", layer.display());
+}
+
+#[test]
+fn push_is_seen_by_skopeo_and_round_trips_byte_identical() {
+    let registry = Registry::plain();
+    let workspace = Workspace::new();
+    let module = workspace.module();
+    let reference = format!("{}/filters/logger:v1", registry.address());
+    let pushed = push_json(
+        &workspace,
+        &[module.to_str().unwrap(), &reference, "--plain-http"],
+        None,
+    );
+
+    let digest = pushed["digest"].as_str().expect("digest");
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{pushed}"
+    );
+    assert_eq!(pushed["url"], format!("oci://{reference}@{digest}"));
+    assert_eq!(pushed["sha256"], digest.trim_start_matches("sha256:"));
+    assert!(pushed["size"].as_u64().unwrap() > 0);
+
+    // An independent client sees the layout Istio expects.
+    let docker_ref = format!("docker://{reference}");
+    let raw: serde_json::Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &docker_ref,
+    ]))
+    .unwrap();
+    assert_eq!(
+        raw["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(
+        raw["config"]["mediaType"],
+        "application/vnd.oci.image.config.v1+json"
+    );
+    assert_eq!(raw["layers"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        raw["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    assert_eq!(raw["annotations"]["module.wasm.image/variant"], "compat");
+    let inspected: serde_json::Value =
+        serde_json::from_str(&skopeo(&["inspect", "--tls-verify=false", &docker_ref])).unwrap();
+    assert_eq!(
+        inspected["Digest"], digest,
+        "skopeo computes the same manifest digest"
+    );
+    assert_eq!(inspected["Architecture"], "wasm");
+
+    // skopeo copy to a directory: the layer untars to the very bytes we pushed.
+    let copy = workspace.path("copy");
+    skopeo(&[
+        "copy",
+        "--insecure-policy",
+        "--src-tls-verify=false",
+        &docker_ref,
+        &format!("dir:{}", copy.display()),
+    ]);
+    let layer_hex = raw["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    assert_eq!(untar_plugin(&copy.join(layer_hex)), module_bytes());
+
+    // deployer pull, by tag and by the pinned url, gives back the same bytes.
+    for source in [
+        reference.clone(),
+        pushed["url"].as_str().unwrap().to_string(),
+    ] {
+        let out = workspace.path("pulled.wasm");
+        let mut command = workspace.deployer();
+        command.args(["pull", &source, "-o", out.to_str().unwrap(), "--plain-http"]);
+        let result = run(command);
+        assert!(result.ok, "pull {source} failed:\n{}", result.stderr);
+        assert!(
+            result.stdout.contains(digest),
+            "pull names the digest: {}",
+            result.stdout
+        );
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            module_bytes(),
+            "pull of {source} is byte-identical"
+        );
+    }
+}
+
+#[test]
+fn re_push_uploads_no_blob_and_keeps_the_digest() {
+    let registry = Registry::plain();
+    let workspace = Workspace::new();
+    let module = workspace.module();
+    let reference = format!("{}/filters/logger:v1", registry.address());
+    let args = [module.to_str().unwrap(), reference.as_str(), "--plain-http"];
+    let first = push_json(&workspace, &args, None);
+    assert_eq!(first["uploaded_blobs"], 2, "{first}");
+    let uploads_before = registry.upload_requests().len();
+    assert!(
+        uploads_before >= 2,
+        "the registry logged the first uploads:\n{}",
+        registry.log()
+    );
+
+    let second = push_json(&workspace, &args, None);
+    assert_eq!(
+        second["digest"], first["digest"],
+        "same module, same manifest digest"
+    );
+    assert_eq!(second["uploaded_blobs"], 0, "{second}");
+    assert_eq!(second["uploaded_bytes"], 0, "{second}");
+    assert_eq!(
+        registry.upload_requests().len(),
+        uploads_before,
+        "the registry saw no new blob upload"
+    );
+
+    // Another tag of the same module: same digest, still nothing uploaded.
+    let other = format!("{}/filters/logger:v2", registry.address());
+    let third = push_json(
+        &workspace,
+        &[module.to_str().unwrap(), &other, "--plain-http"],
+        None,
+    );
+    assert_eq!(third["digest"], first["digest"]);
+    assert_eq!(third["uploaded_blobs"], 0);
+}
+
+#[test]
+fn raw_oci_variant_round_trips() {
+    let registry = Registry::plain();
+    let workspace = Workspace::new();
+    let module = workspace.module();
+    let reference = format!("{}/filters/raw:v1", registry.address());
+    let pushed = push_json(
+        &workspace,
+        &[
+            module.to_str().unwrap(),
+            &reference,
+            "--plain-http",
+            "--format",
+            "oci",
+        ],
+        None,
+    );
+    let raw: serde_json::Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{reference}"),
+    ]))
+    .unwrap();
+    let layers = raw["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2, "{raw}");
+    assert!(
+        layers
+            .iter()
+            .any(|l| l["mediaType"] == "application/vnd.module.wasm.content.layer.v1+wasm")
+    );
+    let out = workspace.path("pulled.wasm");
+    let mut command = workspace.deployer();
+    command.args([
+        "pull",
+        pushed["url"].as_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--plain-http",
+    ]);
+    let result = run(command);
+    assert!(result.ok, "{}", result.stderr);
+    assert_eq!(std::fs::read(&out).unwrap(), module_bytes());
+}
+
+#[test]
+fn source_date_epoch_is_honoured_and_reproducible() {
+    let registry = Registry::plain();
+    let workspace = Workspace::new();
+    let module = workspace.module();
+    let reference = format!("{}/filters/dated:v1", registry.address());
+    let mut digests = Vec::new();
+    for _ in 0..2 {
+        let mut command = workspace.deployer();
+        command.env("SOURCE_DATE_EPOCH", "1700000000").args([
+            "push",
+            module.to_str().unwrap(),
+            &reference,
+            "--plain-http",
+            "-o",
+            "json",
+        ]);
+        let result = run(command);
+        assert!(result.ok, "{}", result.stderr);
+        let json: serde_json::Value = serde_json::from_str(&result.stdout).unwrap();
+        digests.push(json["digest"].as_str().unwrap().to_string());
+    }
+    assert_eq!(digests[0], digests[1]);
+    let config: serde_json::Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--config",
+        &format!("docker://{reference}"),
+    ]))
+    .unwrap();
+    assert_eq!(config["created"], "2023-11-14T22:13:20Z");
+}
+
+#[test]
+fn tls_registry_with_basic_auth() {
+    let registry = Registry::secure("alice", "s3cret-pass");
+    let workspace = Workspace::new();
+    let module = workspace.module();
+    let ca = registry.ca.clone().unwrap();
+    let reference = format!("{}/secure/logger:v1", registry.address());
+    let module_arg = module.to_str().unwrap();
+    let ca_arg = ca.to_str().unwrap();
+
+    let pushed = push_json(
+        &workspace,
+        &[
+            module_arg,
+            &reference,
+            "--ca-file",
+            ca_arg,
+            "--username",
+            "alice",
+            "--password-stdin",
+        ],
+        Some("s3cret-pass\n"),
+    );
+    let digest = pushed["digest"].as_str().unwrap();
+
+    // skopeo, trusting the same CA, with the same credentials.
+    let inspected: serde_json::Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--cert-dir",
+        registry.cert_dir().to_str().unwrap(),
+        "--creds",
+        "alice:s3cret-pass",
+        &format!("docker://{reference}"),
+    ]))
+    .unwrap();
+    assert_eq!(inspected["Digest"], digest);
+
+    let out = workspace.path("pulled.wasm");
+    let mut pull = workspace.deployer();
+    pull.args([
+        "pull",
+        &reference,
+        "-o",
+        out.to_str().unwrap(),
+        "--ca-file",
+        ca_arg,
+        "--username",
+        "alice",
+        "--password-stdin",
+    ])
+    .write_stdin("s3cret-pass");
+    let result = run(pull);
+    assert!(result.ok, "{}", result.stderr);
+    assert_eq!(std::fs::read(&out).unwrap(), module_bytes());
+
+    // Verified TLS by default: without the CA the push is refused, with a hint.
+    let mut untrusted = workspace.deployer();
+    untrusted
+        .args([
+            "push",
+            module_arg,
+            &reference,
+            "--username",
+            "alice",
+            "--password-stdin",
+        ])
+        .write_stdin("s3cret-pass");
+    let result = run(untrusted);
+    assert!(!result.ok);
+    assert!(
+        result.stderr.contains("TLS") && result.stderr.contains("--ca-file"),
+        "{}",
+        result.stderr
+    );
+
+    // --insecure skips verification on request.
+    let mut insecure = workspace.deployer();
+    insecure
+        .args([
+            "push",
+            module_arg,
+            &reference,
+            "--insecure",
+            "--username",
+            "alice",
+            "--password-stdin",
+        ])
+        .write_stdin("s3cret-pass");
+    let result = run(insecure);
+    assert!(result.ok, "{}", result.stderr);
+
+    // Wrong password: a clear 401 that names the user, never the password.
+    let mut wrong = workspace.deployer();
+    wrong
+        .args([
+            "push",
+            module_arg,
+            &reference,
+            "--ca-file",
+            ca_arg,
+            "--username",
+            "alice",
+            "--password-stdin",
+        ])
+        .write_stdin("Wr0ng-Pa55word");
+    let result = run(wrong);
+    assert!(!result.ok);
+    assert!(
+        result.stderr.contains("401") && result.stderr.contains("alice"),
+        "{}",
+        result.stderr
+    );
+    assert!(!result.stderr.contains("Wr0ng-Pa55word") && !result.stdout.contains("Wr0ng-Pa55word"));
+
+    // No credentials at all: 401 with what to do.
+    let mut anonymous = workspace.deployer();
+    anonymous.args(["push", module_arg, &reference, "--ca-file", ca_arg]);
+    let result = run(anonymous);
+    assert!(!result.ok);
+    assert!(
+        result.stderr.contains("401") && result.stderr.contains("--password-stdin"),
+        "{}",
+        result.stderr
+    );
+}
+
+#[test]
+fn docker_config_with_credential_helper_and_auths() {
+    let registry = Registry::secure("bob", "helper-pass");
+    let workspace = Workspace::new();
+    let module = workspace.module();
+    let ca = registry.ca.clone().unwrap();
+    let reference = format!("{}/helper/logger:v1", registry.address());
+
+    // A credential helper: a tiny program speaking the docker-credential-helpers protocol.
+    let bin = workspace.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-testhelper");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\necho \"$server\" >> \"{log}\"\n\
+             printf '{{\"ServerURL\":\"%s\",\"Username\":\"bob\",\"Secret\":\"helper-pass\"}}' \"$server\"\n",
+            log = workspace.path("helper.log").display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    std::fs::write(
+        workspace.path("docker/config.json"),
+        serde_json::json!({ "credHelpers": { registry.address(): "testhelper" } }).to_string(),
+    )
+    .unwrap();
+
+    let mut push = workspace.deployer();
+    push.env("PATH", &path).args([
+        "push",
+        module.to_str().unwrap(),
+        &reference,
+        "--ca-file",
+        ca.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    let result = run(push);
+    assert!(
+        result.ok,
+        "push with a credential helper failed:\n{}",
+        result.stderr
+    );
+    let asked =
+        std::fs::read_to_string(workspace.path("helper.log")).expect("the helper was asked");
+    assert!(
+        asked.contains(&registry.address()),
+        "helper asked for {asked:?}"
+    );
+
+    let out = workspace.path("pulled.wasm");
+    let mut pull = workspace.deployer();
+    pull.env("PATH", &path).args([
+        "pull",
+        &reference,
+        "-o",
+        out.to_str().unwrap(),
+        "--ca-file",
+        ca.to_str().unwrap(),
+    ]);
+    let result = run(pull);
+    assert!(result.ok, "{}", result.stderr);
+    assert_eq!(std::fs::read(&out).unwrap(), module_bytes());
+
+    // The same through a plain `auths` entry (what `docker login` writes without a store).
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode("bob:helper-pass");
+    std::fs::write(
+        workspace.path("docker/config.json"),
+        serde_json::json!({ "auths": { format!("https://{}", registry.address()): { "auth": auth } } }).to_string(),
+    )
+    .unwrap();
+    let mut push = workspace.deployer();
+    push.args([
+        "push",
+        module.to_str().unwrap(),
+        &reference,
+        "--ca-file",
+        ca.to_str().unwrap(),
+    ]);
+    let result = run(push);
+    assert!(
+        result.ok,
+        "push with an auths entry failed:\n{}",
+        result.stderr
+    );
+
+    // A helper that fails is reported by name, without anything it was given.
+    std::fs::write(
+        workspace.path("docker/config.json"),
+        serde_json::json!({ "credsStore": "missinghelper" }).to_string(),
+    )
+    .unwrap();
+    let mut push = workspace.deployer();
+    push.args([
+        "push",
+        module.to_str().unwrap(),
+        &reference,
+        "--ca-file",
+        ca.to_str().unwrap(),
+    ]);
+    let result = run(push);
+    assert!(!result.ok);
+    assert!(
+        result.stderr.contains("docker-credential-missinghelper"),
+        "{}",
+        result.stderr
+    );
+}
+
+#[test]
+fn registry_down_gives_bounded_retries_then_a_clear_error() {
+    let workspace = Workspace::new();
+    let module = workspace.module();
+    let port = tools::free_port();
+    let reference = format!("127.0.0.1:{port}/filters/logger:v1");
+    let mut command = workspace.deployer();
+    command.args([
+        "push",
+        module.to_str().unwrap(),
+        &reference,
+        "--plain-http",
+        "--attempts",
+        "3",
+        "--retry-backoff-ms",
+        "100",
+    ]);
+    let started = Instant::now();
+    let result = run(command);
+    let elapsed = started.elapsed();
+    assert!(!result.ok);
+    assert!(
+        result.stderr.contains(&format!("127.0.0.1:{port}"))
+            && result.stderr.contains("after 3 attempt"),
+        "{}",
+        result.stderr
+    );
+    // Two backoffs (100 ms, then 200 ms) between three attempts, and no endless loop.
+    assert!(
+        elapsed >= Duration::from_millis(300),
+        "retried too fast: {elapsed:?}"
+    );
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+}
+
+#[test]
+fn invalid_module_and_bad_reference_are_refused_before_any_upload() {
+    let registry = Registry::plain();
+    let workspace = Workspace::new();
+    let junk = workspace.path("junk.wasm");
+    std::fs::write(&junk, b"this is not a wasm module").unwrap();
+
+    let mut command = workspace.deployer();
+    command.args([
+        "push",
+        junk.to_str().unwrap(),
+        &format!("{}/filters/junk:v1", registry.address()),
+        "--plain-http",
+    ]);
+    let result = run(command);
+    assert!(!result.ok);
+    assert!(
+        result.stderr.contains("refusing to push") && result.stderr.contains("junk.wasm"),
+        "{}",
+        result.stderr
+    );
+
+    let module = workspace.module();
+    for bad in [
+        format!("{}/Filters/UPPER:v1", registry.address()),
+        format!("{}/filters/x:bad tag", registry.address()),
+    ] {
+        let mut command = workspace.deployer();
+        command.args(["push", module.to_str().unwrap(), &bad, "--plain-http"]);
+        let result = run(command);
+        assert!(!result.ok, "pushed to {bad}");
+        assert!(
+            result.stderr.contains("invalid image reference"),
+            "{}",
+            result.stderr
+        );
+    }
+    assert!(
+        registry.catalog().is_empty(),
+        "the registry got a repository: {:?}",
+        registry.catalog()
+    );
+    assert!(registry.upload_requests().is_empty());
+}
+
+#[test]
+fn plain_http_registry_without_the_flag_gets_a_hint() {
+    let registry = Registry::plain();
+    let workspace = Workspace::new();
+    let module = workspace.module();
+    let mut command = workspace.deployer();
+    command.args([
+        "push",
+        module.to_str().unwrap(),
+        &format!("{}/filters/logger:v1", registry.address()),
+    ]);
+    let result = run(command);
+    assert!(!result.ok);
+    assert!(result.stderr.contains("--plain-http"), "{}", result.stderr);
+}
+
+/// An image Istio cannot load: a CNCF-style artifact whose only layer is the raw module
+/// (`application/vnd.wasm.content.layer.v1+wasm`, oci-client's default), put in place with skopeo.
+fn push_rejected_layout(registry: &Registry, workspace: &Workspace, reference: &str) {
+    let layout = workspace.path("layout");
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |data: &[u8]| {
+        let hex = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(data));
+        std::fs::write(blobs.join(&hex), data).unwrap();
+        (format!("sha256:{hex}"), data.len())
+    };
+    let (config_digest, config_size) = put(b"{}");
+    let (layer_digest, layer_size) = put(&module_bytes());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.wasm.config.v1+json", "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": "application/vnd.wasm.content.layer.v1+wasm", "digest": layer_digest, "size": layer_size}]
+    })
+    .to_string();
+    let (manifest_digest, manifest_size) = put(manifest.as_bytes());
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest,
+                           "size": manifest_size, "annotations": {"org.opencontainers.image.ref.name": "v1"}}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let _ = registry;
+    skopeo(&[
+        "copy",
+        "--insecure-policy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", layout.display()),
+        &format!("docker://{reference}"),
+    ]);
+}
+
+#[test]
+fn istio_rejected_layout_is_reported_and_not_pulled() {
+    let registry = Registry::plain();
+    let workspace = Workspace::new();
+    let reference = format!("{}/filters/cncf:v1", registry.address());
+    push_rejected_layout(&registry, &workspace, &reference);
+
+    let out = workspace.path("pulled.wasm");
+    let mut pull = workspace.deployer();
+    pull.args([
+        "pull",
+        &reference,
+        "-o",
+        out.to_str().unwrap(),
+        "--plain-http",
+    ]);
+    let result = run(pull);
+    assert!(!result.ok);
+    assert!(
+        result.stderr.contains("not an image Istio can load"),
+        "{}",
+        result.stderr
+    );
+    assert!(!out.exists(), "nothing half-done");
+
+    let mut inspect = workspace.deployer();
+    inspect.args(["inspect", &format!("oci://{reference}"), "--plain-http"]);
+    let result = run(inspect);
+    assert!(
+        result.stdout.contains("Istio-compatible: no"),
+        "stdout:\n{}\nstderr:\n{}",
+        result.stdout,
+        result.stderr
+    );
+
+    // Our own push of the same module is accepted.
+    let module = workspace.module();
+    let good = format!("{}/filters/good:v1", registry.address());
+    push_json(
+        &workspace,
+        &[module.to_str().unwrap(), &good, "--plain-http"],
+        None,
+    );
+    let mut inspect = workspace.deployer();
+    inspect.args(["inspect", &format!("oci://{good}"), "--plain-http"]);
+    let result = run(inspect);
+    assert!(result.ok, "{}", result.stderr);
+    assert!(
+        result.stdout.contains("Istio-compatible: yes"),
+        "{}",
+        result.stdout
+    );
+}

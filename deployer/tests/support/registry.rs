@@ -1,0 +1,267 @@
+//! A real OCI registry (Debian's `docker-registry`, distribution 2.8) on a free loopback port,
+//! in its own temp dir: plain HTTP and anonymous, or TLS with a CA made for the test plus
+//! htpasswd (bcrypt) basic auth. Deletes are enabled. Dropping it kills the process.
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::tools;
+
+pub struct Registry {
+    child: Child,
+    dir: tempfile::TempDir,
+    pub port: u16,
+    /// The CA that signed the registry's certificate (TLS set-up only).
+    pub ca: Option<PathBuf>,
+    /// `(user, password)` the registry accepts (TLS set-up only).
+    pub credentials: Option<(String, String)>,
+}
+
+impl Registry {
+    /// Plain HTTP, anonymous access.
+    pub fn plain() -> Self {
+        Self::start(None)
+    }
+
+    /// HTTPS with a certificate for 127.0.0.1/localhost signed by a fresh CA, and basic auth.
+    pub fn secure(user: &str, password: &str) -> Self {
+        Self::start(Some((user, password)))
+    }
+
+    fn start(secure: Option<(&str, &str)>) -> Self {
+        let binary = tools::require("docker-registry");
+        let dir = tempfile::tempdir().expect("temp dir for the registry");
+        let port = tools::free_port();
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n\
+             storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n\
+             http:\n  addr: 127.0.0.1:{port}\n",
+            data = dir.path().join("data").display()
+        );
+        let (mut ca, mut credentials) = (None, None);
+        if let Some((user, password)) = secure {
+            let certs = make_certificates(dir.path());
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\nauth:\n  htpasswd:\n    realm: deployer-test\n    path: {}\n",
+                certs.server_cert.display(),
+                certs.server_key.display(),
+                make_htpasswd(dir.path(), user, password).display()
+            ));
+            ca = Some(certs.ca);
+            credentials = Some((user.to_string(), password.to_string()));
+        }
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).expect("write registry config");
+        let log =
+            std::fs::File::create(dir.path().join("registry.log")).expect("registry log file");
+        let child = Command::new(binary)
+            .arg("serve")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start docker-registry");
+        let mut registry = Registry {
+            child,
+            dir,
+            port,
+            ca,
+            credentials,
+        };
+        registry.wait_ready();
+        registry
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("docker-registry exited with {status}:\n{}", self.log());
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "docker-registry did not listen on 127.0.0.1:{} within 20 s:\n{}",
+            self.port,
+            self.log()
+        );
+    }
+
+    /// `127.0.0.1:PORT`, the registry part of an image reference.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Everything the registry logged so far (access log included).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// Access-log lines of blob upload requests (POST/PATCH/PUT on `/blobs/uploads/`).
+    pub fn upload_requests(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|line| line.contains("/blobs/uploads/") && !line.contains("msg="))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// A directory skopeo's `--cert-dir` accepts (holds the CA as ca.crt).
+    pub fn cert_dir(&self) -> PathBuf {
+        let dir = self.dir.path().join("certs.d");
+        std::fs::create_dir_all(&dir).expect("cert dir");
+        std::fs::copy(self.ca.as_ref().expect("TLS registry"), dir.join("ca.crt"))
+            .expect("copy CA");
+        dir
+    }
+
+    /// Repositories from `GET /v2/_catalog` (plain-HTTP registries only).
+    pub fn catalog(&self) -> Vec<String> {
+        assert!(self.ca.is_none(), "catalog() speaks plain HTTP");
+        let body = http_get(self.port, "/v2/_catalog");
+        let json: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|err| panic!("catalog {body:?}: {err}"));
+        json["repositories"]
+            .as_array()
+            .map(|repos| {
+                repos
+                    .iter()
+                    .filter_map(|r| r.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the registry");
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+    )
+    .expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    assert!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "GET {path}: {head}"
+    );
+    body.to_string()
+}
+
+struct Certificates {
+    ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+}
+
+fn run(dir: &Path, program: &str, args: &[&str]) -> Vec<u8> {
+    let output = Command::new(tools::require(program))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|err| panic!("run {program}: {err}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+/// A throwaway CA and a server certificate for 127.0.0.1/localhost (ECDSA P-256), via openssl.
+fn make_certificates(dir: &Path) -> Certificates {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca_args = vec!["req", "-x509"];
+    ca_args.extend(ec);
+    ca_args.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=deployer test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    run(dir, "openssl", &ca_args);
+    let mut csr_args = vec!["req"];
+    csr_args.extend(ec);
+    csr_args.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    run(dir, "openssl", &csr_args);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write cert extensions");
+    run(
+        dir,
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    );
+    Certificates {
+        ca: dir.join("ca.crt"),
+        server_cert: dir.join("server.crt"),
+        server_key: dir.join("server.key"),
+    }
+}
+
+/// A bcrypt htpasswd file (the only hash docker-registry accepts).
+fn make_htpasswd(dir: &Path, user: &str, password: &str) -> PathBuf {
+    let entry = run(dir, "htpasswd", &["-Bbn", user, password]);
+    let path = dir.join("htpasswd");
+    std::fs::write(&path, entry).expect("write htpasswd");
+    path
+}
