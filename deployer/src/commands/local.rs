@@ -137,7 +137,7 @@ fn resolve_module(wasm: Option<&Path>) -> Result<PathBuf, anyhow::Error> {
         .into());
     }
     // Envoy resolves relative paths against its own working directory; be explicit.
-    Ok(std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))?)
+    std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
 }
 
 fn starting_banner(launch: &Launch, lab: &LabConfig, envoy: &Path) -> String {

@@ -254,7 +254,11 @@ pub fn explain<'a>(lines: impl Iterator<Item = &'a str> + Clone) -> String {
                 || line.contains("][critical][")
                 || line.contains("wasm log")
                 // func-e's own messages (not Envoy's bracketed log lines), minus its banner.
-                || (!line.starts_with('[') && !line.starts_with("starting:") && !line.trim().is_empty())
+                || (!line.starts_with('[')
+                    && !line.starts_with("starting:")
+                    // func-e's own admin poller losing the race with Envoy's exit.
+                    && !line.contains("Envoy admin URL")
+                    && !line.trim().is_empty())
         })
         .collect();
     let chosen: Vec<&str> = if telling.is_empty() {
@@ -399,11 +403,13 @@ mod tests {
             "[2026-01-01 00:00:00.000][1][error][wasm] [context.cc:1157] wasm log: bad config",
             "[2026-01-01 00:00:00.000][1][critical][main] [server.cc:449] error initializing config",
             "Unable to create Wasm plugin lab",
+            "error Envoy admin URL http://127.0.0.1:1/ready: connection refused",
         ];
         let text = explain(lines.iter().copied());
         assert!(text.contains("wasm log: bad config"), "{text}");
         assert!(text.contains("Unable to create Wasm plugin lab"), "{text}");
         assert!(!text.contains("loading"), "{text}");
+        assert!(!text.contains("admin URL"), "{text}");
         assert!(!text.contains("starting:"), "{text}");
         assert!(
             text.contains("  [error][wasm] wasm log: bad config\n"),

@@ -1,0 +1,354 @@
+//! `deployer local` against the real Envoy 1.40 and func-e installed by scripts/setup, with
+//! the real filter module: what the lab answers, what it logs, how it fails, and that it
+//! leaves no process behind.
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use support::envoy::{Lab, http_get, tcp_roundtrip, write_file};
+use support::tools;
+
+/// Log lines appear shortly after the response; this bounds the wait for them.
+const LOG_WAIT: Duration = Duration::from_secs(10);
+/// After the expected count is reached, how long to watch for extra lines.
+const SETTLE: Duration = Duration::from_millis(500);
+
+fn module() -> String {
+    filter_module().display().to_string()
+}
+
+fn filter_module() -> PathBuf {
+    fixture::filter_module()
+}
+
+/// Temporary stand-in for `support::wasm::filter_module()`: builds the filter once per
+/// process with Debian's toolchain (FACTS.md recipe).
+mod fixture {
+    use std::path::PathBuf;
+    use std::process::Command;
+    use std::sync::OnceLock;
+
+    pub fn filter_module() -> PathBuf {
+        static MODULE: OnceLock<PathBuf> = OnceLock::new();
+        MODULE
+            .get_or_init(|| {
+                let root = super::tools::repo_root();
+                let target = root.join("target/wasm-build/local-tests");
+                let status = Command::new("/usr/bin/cargo")
+                    .current_dir(&root)
+                    .env("RUSTC", "/usr/bin/rustc")
+                    .env("RUSTC_BOOTSTRAP", "1")
+                    .env_remove("CARGO_ENCODED_RUSTFLAGS")
+                    .env(
+                        "RUSTFLAGS",
+                        "-C linker=/usr/lib/llvm-16/bin/wasm-ld -C link-self-contained=no -L /usr/lib/wasm32-wasi",
+                    )
+                    .args(["build", "-q", "-p", "context-logger", "--profile", "wasm-release"])
+                    .args(["-Zbuild-std=std,panic_abort", "--target", "wasm32-wasip1", "--target-dir"])
+                    .arg(&target)
+                    .status()
+                    .expect("run /usr/bin/cargo (scripts/setup wasm installs it)");
+                assert!(status.success(), "building the filter failed");
+                target.join("wasm32-wasip1/wasm-release/context_logger.wasm")
+            })
+            .clone()
+    }
+}
+
+fn assert_nothing_left(lab: &Lab) {
+    let left = lab.leftovers();
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+}
+
+#[test]
+fn each_http_request_is_answered_and_logs_one_new_http_context() {
+    let module = module();
+    let mut lab = Lab::start(&["--wasm", &module]);
+    assert!(
+        lab.started.len() >= 2,
+        "expected func-e and Envoy below the deployer, saw {:?}",
+        lab.started
+    );
+    assert!(
+        lab.stdout
+            .text()
+            .contains(&format!("curl -s http://127.0.0.1:{}/", lab.port)),
+        "{}",
+        lab.stdout.text()
+    );
+
+    const REQUESTS: usize = 5;
+    for _ in 0..REQUESTS {
+        let (status, body) = http_get(lab.port, "/");
+        assert_eq!((status, body.as_str()), (200, "hello world\n"));
+    }
+    assert_eq!(
+        lab.wait_for("NewHttpContext", REQUESTS, LOG_WAIT),
+        REQUESTS,
+        "{}",
+        lab.stdout.text()
+    );
+    std::thread::sleep(SETTLE);
+    assert_eq!(
+        lab.stdout.count("NewHttpContext"),
+        REQUESTS,
+        "{}",
+        lab.stdout.text()
+    );
+    assert_eq!(lab.stdout.count("NewTcpContext"), 0);
+    // Only the module's lines are streamed by default, not Envoy's own start-up chatter.
+    assert_eq!(lab.stdout.count("[main]"), 0, "{}", lab.stdout.text());
+
+    let status = lab.signal(libc::SIGINT);
+    assert!(
+        status.success(),
+        "deployer after SIGINT: {status}\n{}",
+        lab.stderr.text()
+    );
+    assert_nothing_left(&lab);
+    assert!(
+        std::fs::read_dir(lab.tmp.path()).unwrap().next().is_none(),
+        "work dir not removed"
+    );
+}
+
+#[test]
+fn each_tcp_connection_logs_one_new_tcp_context() {
+    let module = module();
+    let mut lab = Lab::start(&["--wasm", &module, "--tcp"]);
+
+    const CONNECTIONS: usize = 3;
+    for n in 0..CONNECTIONS {
+        let message = format!("ping {n}\n");
+        assert_eq!(
+            tcp_roundtrip(lab.port, message.as_bytes()),
+            message.as_bytes()
+        );
+    }
+    assert_eq!(
+        lab.wait_for("NewTcpContext", CONNECTIONS, LOG_WAIT),
+        CONNECTIONS,
+        "{}",
+        lab.stdout.text()
+    );
+    std::thread::sleep(SETTLE);
+    assert_eq!(
+        lab.stdout.count("NewTcpContext"),
+        CONNECTIONS,
+        "{}",
+        lab.stdout.text()
+    );
+    assert_eq!(lab.stdout.count("NewHttpContext"), 0);
+
+    let status = lab.signal(libc::SIGINT);
+    assert!(
+        status.success(),
+        "deployer after SIGINT: {status}\n{}",
+        lab.stderr.text()
+    );
+    assert_nothing_left(&lab);
+}
+
+#[test]
+fn sigterm_stops_the_lab_cleanly_too() {
+    let module = module();
+    let mut lab = Lab::start(&["--wasm", &module]);
+    let status = lab.signal(libc::SIGTERM);
+    assert!(
+        status.success(),
+        "deployer after SIGTERM: {status}\n{}",
+        lab.stderr.text()
+    );
+    assert_nothing_left(&lab);
+}
+
+#[test]
+fn a_yaml_plugin_configuration_reaches_the_filter_as_json() {
+    let module = module();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_file(
+        dir.path(),
+        "plugin.yaml",
+        "prefix: \"lab-yaml \"\nheaders: [\":path\"]\n",
+    );
+    let mut lab = Lab::start(&["--wasm", &module, "--config", config.to_str().unwrap()]);
+    assert_eq!(http_get(lab.port, "/from-yaml").0, 200);
+    assert_eq!(
+        lab.wait_for("lab-yaml", 1, LOG_WAIT),
+        1,
+        "{}",
+        lab.stdout.text()
+    );
+    assert!(
+        lab.stdout.text().contains("/from-yaml"),
+        "{}",
+        lab.stdout.text()
+    );
+    assert!(lab.signal(libc::SIGINT).success());
+    assert_nothing_left(&lab);
+}
+
+#[test]
+fn envoy_refusing_the_plugin_configuration_fails_with_the_filters_message() {
+    let module = module();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_file(dir.path(), "plugin.json", r#"{"colour": "red"}"#);
+    let mut lab = Lab::spawn(
+        &["--wasm", &module, "--config", config.to_str().unwrap()],
+        &[],
+    );
+    let status = lab.finish(Duration::from_secs(60));
+    assert!(!status.success(), "deployer accepted a bad configuration");
+    let stderr = lab.stderr.text();
+    assert!(stderr.contains("Envoy refused to start"), "{stderr}");
+    // The filter's own line, naming the field.
+    assert!(stderr.contains("unknown field `colour`"), "{stderr}");
+    assert_eq!(lab.stdout.count("lab ready"), 0);
+    assert_nothing_left(&lab);
+}
+
+#[test]
+fn a_port_in_use_is_named_before_anything_starts() {
+    let module = module();
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port().to_string();
+    let output = tools::deployer()
+        .args(["local", "--wasm", &module, "--port", &port])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("port {port}")) && stderr.contains("--port"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("starting"), "started anyway: {stderr}");
+}
+
+#[test]
+fn a_missing_module_is_named() {
+    let output = tools::deployer()
+        .args([
+            "local",
+            "--wasm",
+            "/nonexistent/filter.wasm",
+            "--port",
+            &tools::free_port().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("/nonexistent/filter.wasm") && stderr.contains("--wasm"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_wasm_is_refused_with_envoys_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = write_file(dir.path(), "notes.wasm", "not a module\n");
+    let mut lab = Lab::spawn(&["--wasm", text.to_str().unwrap()], &[]);
+    assert!(!lab.finish(Duration::from_secs(60)).success());
+    let stderr = lab.stderr.text();
+    assert!(
+        stderr.contains("Envoy refused to start") && stderr.contains("Wasm"),
+        "{stderr}"
+    );
+    assert_nothing_left(&lab);
+}
+
+#[test]
+fn print_config_shows_a_bootstrap_envoy_accepts() {
+    let module = module();
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = write_file(dir.path(), "plugin.yaml", "prefix: printed\n");
+    for (mode, wasm_filter) in [
+        (None, "envoy.filters.http.wasm"),
+        (Some("--tcp"), "envoy.filters.network.wasm"),
+    ] {
+        let mut args = vec![
+            "local",
+            "--print-config",
+            "--port",
+            "18555",
+            "--wasm",
+            &module,
+        ];
+        args.extend(["--config", plugin.to_str().unwrap()]);
+        args.extend(mode);
+        let output = tools::deployer().args(&args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let yaml = String::from_utf8(output.stdout).unwrap();
+        let config: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+        let listener = &config["static_resources"]["listeners"][0];
+        assert_eq!(
+            listener["address"]["socket_address"]["port_value"].as_u64(),
+            Some(18555),
+            "{yaml}"
+        );
+        assert!(yaml.contains(wasm_filter), "{yaml}");
+        assert!(yaml.contains(&module), "{yaml}");
+        assert!(yaml.contains("envoy.wasm.runtime.v8"), "{yaml}");
+        assert!(
+            yaml.contains(r#"{"prefix":"printed"}"#),
+            "plugin config as JSON: {yaml}"
+        );
+        assert!(config["admin"].is_mapping(), "{yaml}");
+
+        // The printed bootstrap is what the lab runs: Envoy itself must accept it.
+        let path = write_file(dir.path(), "envoy.yaml", &yaml);
+        let validate = std::process::Command::new(tools::require("envoy"))
+            .args(["--mode", "validate", "--disable-hot-restart", "-c"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            validate.status.success(),
+            "envoy --mode validate:\n{}",
+            String::from_utf8_lossy(&validate.stderr)
+        );
+    }
+}
+
+#[test]
+fn without_func_e_the_lab_runs_envoy_directly_and_says_so() {
+    let module = module();
+    let envoy = tools::require("envoy");
+    let empty_cache = tempfile::tempdir().unwrap();
+    let mut lab = Lab::start_with(
+        &["--wasm", &module, "--envoy", envoy.to_str().unwrap()],
+        &[
+            ("WASM_DEPLOYER_CACHE", empty_cache.path().to_str().unwrap()),
+            ("PATH", "/usr/bin:/bin"),
+        ],
+    );
+    assert!(
+        lab.stderr.text().contains("func-e not found"),
+        "{}",
+        lab.stderr.text()
+    );
+    assert_eq!(http_get(lab.port, "/").0, 200);
+    assert_eq!(lab.wait_for("NewHttpContext", 1, LOG_WAIT), 1);
+    assert!(lab.signal(libc::SIGINT).success(), "{}", lab.stderr.text());
+    assert_nothing_left(&lab);
+}
+
+#[test]
+fn all_logs_shows_envoys_own_lines() {
+    let module = module();
+    let mut lab = Lab::start(&["--wasm", &module, "--all-logs"]);
+    assert!(
+        lab.stderr.text().contains("starting main dispatch loop"),
+        "{}",
+        lab.stderr.text()
+    );
+    assert!(lab.signal(libc::SIGINT).success());
+    assert_nothing_left(&lab);
+}
