@@ -26,7 +26,7 @@ pub enum Error {
     #[error("kubeconfig context {context:?}: {message}")]
     Context { context: String, message: String },
     #[error(
-        "cannot reach the API server {server} (context {context}) within {}s: {message}; check that the cluster is running and the kubeconfig points at it",
+        "cannot reach the API server {server} (context {context}, gave up after {}s at most): {message}; check that the cluster is running and the kubeconfig points at it",
         timeout.as_secs()
     )]
     Unreachable {
