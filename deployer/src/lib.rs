@@ -6,3 +6,4 @@ pub mod module;
 pub mod local;
 pub mod plugin;
 pub mod cluster;
+pub mod build;
