@@ -312,12 +312,14 @@ fn kwok_node_is_ready_and_pods_run_with_logs_served_from_files() {
     assert_eq!(node, stack.node);
 
     // kwok's Logs resource (same name and namespace as the pod) maps a container to a file on
-    // this machine; `kubectl logs` reaches it through the API server's node proxy.
+    // this machine; `kubectl logs` reaches it through the API server's node proxy. kwok reads
+    // the file with the kubelet's CRI log reader, so lines are `<RFC3339Nano> stdout F <text>`.
     let dir = tempfile::tempdir().expect("temp dir");
     let log = dir.path().join("web.log");
     std::fs::write(
         &log,
-        "first line\nwasm log demo.context-logger context_logger: NewHttpContext\n",
+        "2026-01-01T00:00:00.000000000Z stdout F first line\n\
+         2026-01-01T00:00:01.000000000Z stdout F wasm log demo.context-logger context_logger: NewHttpContext\n",
     )
     .expect("write log");
     let logs = format!(
@@ -355,7 +357,10 @@ fn kwok_node_is_ready_and_pods_run_with_logs_served_from_files() {
             .expect("run kubectl");
         let text = String::from_utf8_lossy(&output.stdout);
         if output.status.success() && text.contains("NewHttpContext") {
-            assert!(text.starts_with("first line\n"), "{text}");
+            assert_eq!(
+                text,
+                "first line\nwasm log demo.context-logger context_logger: NewHttpContext\n"
+            );
             break;
         }
         assert!(
