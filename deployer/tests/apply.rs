@@ -184,6 +184,31 @@ fn create_then_unchanged_then_configured() {
     assert!(run.stdout.contains("ctx configured"), "{run}");
     assert_ne!(f.resource_version("ctx"), rv);
     assert_eq!(f.get("ctx").unwrap()["spec"]["phase"], "STATS");
+    let run = ok(
+        f.apply(
+            "ctx",
+            &[
+                "--image",
+                &image,
+                "--no-pin",
+                "--selector",
+                "app=web",
+                "--phase",
+                "stats",
+                "-o",
+                "json",
+            ],
+        ),
+        "-o json",
+    );
+    let printed: Value =
+        serde_json::from_str(&run.stdout).expect("apply -o json prints the object");
+    assert_eq!(printed["metadata"]["name"], "ctx");
+    assert_eq!(printed["spec"]["phase"], "STATS");
+    assert!(
+        printed["metadata"].get("managedFields").is_none(),
+        "{printed}"
+    );
     eprintln!(
         "apply wall time against the local API server: create {first_apply:?}, unchanged {second_apply:?}"
     );
@@ -263,7 +288,7 @@ fn server_dry_run_changes_nothing() {
         ),
         "dry run create",
     );
-    assert!(run.stdout.contains("created (server dry run)"), "{run}");
+    assert!(run.stdout.contains("created (server dry run,"), "{run}");
     assert!(f.get("new").is_none(), "a server dry run stores nothing");
 
     ok(
@@ -278,7 +303,7 @@ fn server_dry_run_changes_nothing() {
         ),
         "dry run change",
     );
-    assert!(run.stdout.contains("configured (server dry run)"), "{run}");
+    assert!(run.stdout.contains("configured (server dry run,"), "{run}");
     assert_eq!(f.resource_version("ctx"), rv);
     assert_eq!(
         f.get("ctx").unwrap()["spec"]["url"],
@@ -429,6 +454,12 @@ fn delete_and_list() {
         "{run}"
     );
 
+    let run = ok(
+        f.deployer(&["delete", "one", "-n", &f.ns.name, "--dry-run=server"]),
+        "delete dry run",
+    );
+    assert!(run.stdout.contains("deleted (server dry run"), "{run}");
+    assert!(f.get("one").is_some(), "a server dry run keeps the object");
     let run = ok(f.deployer(&["delete", "one", "-n", &f.ns.name]), "delete");
     assert!(
         run.stdout

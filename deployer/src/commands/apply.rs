@@ -188,12 +188,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                         .map(|r| format!(", revision {r}"))
                         .unwrap_or_default();
                     let dry = if dry_run == DryRun::Server {
-                        " (server dry run)"
+                        "server dry run, "
                     } else {
                         ""
                     };
                     println!(
-                        "wasmplugin.extensions.istio.io/{} {}{dry} (namespace {}{revision}{})",
+                        "wasmplugin.extensions.istio.io/{} {} ({dry}namespace {}{revision}{})",
                         manifest.metadata.name,
                         applied.outcome,
                         manifest.metadata.namespace.as_deref().unwrap_or_default(),

@@ -62,12 +62,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         match cluster.delete_plugin(&namespace, &args.name, dry_run).await {
             Ok(()) => {
                 let dry = if dry_run == DryRun::Server {
-                    " (server dry run)"
+                    "server dry run, "
                 } else {
                     ""
                 };
                 println!(
-                    "wasmplugin.extensions.istio.io/{} deleted{dry} (namespace {namespace}{note})",
+                    "wasmplugin.extensions.istio.io/{} deleted ({dry}namespace {namespace}{note})",
                     args.name
                 );
             }
