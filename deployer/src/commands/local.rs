@@ -3,7 +3,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use deployer::build;
 use deployer::local::{self, Event, LabConfig, Launch, LocalError, Mode, Running};
+use deployer::output;
 use tokio::signal::unix::{SignalKind, signal};
 
 /// How long Envoy gets to stop after SIGTERM before its process group is killed.
@@ -16,9 +18,15 @@ pub struct Args {
     /// Port of the lab listener on 127.0.0.1.
     #[arg(long, default_value_t = 18000)]
     pub port: u16,
-    /// The module to load [default: the bundled filter, built with `deployer build`].
-    #[arg(long, value_name = "FILE")]
+    /// The module to load [default: build the crate `deployer build` would, and load that].
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["manifest_path", "package"])]
     pub wasm: Option<PathBuf>,
+    /// Without --wasm: Cargo.toml of the proxy-wasm crate to build and load.
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Without --wasm: package to build in that workspace.
+    #[arg(short, long, value_name = "NAME")]
+    pub package: Option<String>,
     /// Plugin configuration (JSON or YAML), passed to the module's on_configure as JSON.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -46,7 +54,10 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let module = resolve_module(args.wasm.as_deref())?;
+    let module = match &args.wasm {
+        Some(path) => existing_module(path)?,
+        None => build_module(&args).await?,
+    };
     let plugin_config = args
         .config
         .as_deref()
@@ -124,12 +135,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn resolve_module(wasm: Option<&Path>) -> Result<PathBuf, anyhow::Error> {
-    let Some(path) = wasm else {
-        anyhow::bail!(
-            "no module given: pass --wasm FILE (for the bundled filter, run `deployer build` and pass the path it prints)"
-        );
-    };
+fn existing_module(path: &Path) -> anyhow::Result<PathBuf> {
     if !path.is_file() {
         return Err(LocalError::ModuleMissing {
             path: path.to_path_buf(),
@@ -138,6 +144,23 @@ fn resolve_module(wasm: Option<&Path>) -> Result<PathBuf, anyhow::Error> {
     }
     // Envoy resolves relative paths against its own working directory; be explicit.
     std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
+}
+
+/// The freshly built module, exactly as `deployer build` makes it.
+async fn build_module(args: &Args) -> anyhow::Result<PathBuf> {
+    let request = build::Request {
+        manifest_path: args.manifest_path.clone(),
+        package: args.package.clone(),
+        quiet: !output::interactive(),
+    };
+    if !args.print_config {
+        eprintln!("building the module (pass --wasm FILE to load another one)");
+    }
+    let built = tokio::task::spawn_blocking(move || build::build(&request))
+        .await
+        .context("build task panicked")?
+        .context("cannot build the module for the lab (or pass --wasm FILE)")?;
+    Ok(built.module)
 }
 
 fn starting_banner(launch: &Launch, lab: &LabConfig, envoy: &Path) -> String {
