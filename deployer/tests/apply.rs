@@ -797,6 +797,22 @@ fn cluster_shows_what_render_printed() {
     );
     assert!(run.stdout.contains("unchanged"), "{run}");
 
+    // So does what kubectl printed (server metadata and status are dropped).
+    let dumped = f.home.path().join("dumped.yaml");
+    std::fs::write(
+        &dumped,
+        kubectl_ok(
+            f.ns.kubectl()
+                .args(["get", "wasmplugins", "ctx", "-o", "yaml"]),
+        ),
+    )
+    .unwrap();
+    let run = ok(
+        f.deployer(&["apply", "-f", dumped.to_str().unwrap(), "--no-pin"]),
+        "apply -f kubectl's yaml",
+    );
+    assert!(run.stdout.contains("unchanged"), "{run}");
+
     let mut helm = vec!["render", "ctx", "--helm-values"];
     helm.extend_from_slice(&flags);
     let run = ok(f.deployer(&helm), "render --helm-values");

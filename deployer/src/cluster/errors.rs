@@ -64,6 +64,13 @@ pub fn map(cluster: &Cluster, attempt: &Attempt<'_>, failure: Failure) -> Error 
             message,
         },
         Failure::Status {
+            code: 401, message, ..
+        } => Error::Unauthorized {
+            context,
+            server: cluster.server.clone(),
+            message,
+        },
+        Failure::Status {
             code: 403, message, ..
         } => Error::Forbidden {
             context,
@@ -203,6 +210,10 @@ mod tests {
             (
                 status(422, "Invalid", "spec.sha256: Invalid value: \"x\""),
                 vec!["rejected", "spec.sha256: Invalid value"],
+            ),
+            (
+                status(401, "Unauthorized", "Unauthorized"),
+                vec!["did not accept the credentials of context prod", "HTTP 401"],
             ),
             (
                 status(500, "InternalError", "etcd down"),

@@ -67,6 +67,14 @@ pub enum Error {
         message: String,
     },
     #[error(
+        "the API server {server} did not accept the credentials of context {context} (HTTP 401): {message}; refresh them (log in again) or fix the user in the kubeconfig"
+    )]
+    Unauthorized {
+        context: String,
+        server: String,
+        message: String,
+    },
+    #[error(
         "namespace {namespace:?} not found (context {context}); create it (`kubectl create namespace {namespace}`) or pick another with -n"
     )]
     NamespaceMissing { context: String, namespace: String },

@@ -642,6 +642,12 @@ mod tests {
             "apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata:\n  name: from-file\n  namespace: team\nspec:\n  url: oci://reg.io/x:v1\n  phase: AUTHN\n  selector:\n    matchLabels: {app: web}\n",
         )
         .unwrap();
+        // What `kubectl get -o yaml` adds (server metadata, status) is accepted and dropped.
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "  namespace: team\n",
+            "  namespace: team\n  resourceVersion: \"7\"\n  uid: x\n",
+        ) + "status: {}\n";
+        std::fs::write(&path, text).unwrap();
         let f = SpecFlags {
             file: Some(path.clone()),
             phase: Some(Phase::Stats),

@@ -186,6 +186,9 @@ pub struct WasmPluginManifest {
     pub kind: String,
     pub metadata: ManifestMetadata,
     pub spec: WasmPluginSpec,
+    /// Accepted (and dropped) so `kubectl get -o yaml` output can be fed back with `-f`.
+    #[serde(default, skip_serializing)]
+    pub status: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -212,6 +215,7 @@ impl WasmPluginManifest {
                 ..Default::default()
             },
             spec,
+            status: None,
         }
     }
 }
