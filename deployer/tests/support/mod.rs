@@ -7,3 +7,4 @@ pub mod helm;
 pub mod registry;
 pub mod stack;
 pub mod tools;
+pub mod wasm;
