@@ -113,3 +113,47 @@ pub fn install_hint(missing: &[String]) -> String {
         target = flags::TARGET,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn install_hint_names_both_routes() {
+        let hint = install_hint(&["/usr/bin/cargo (cargo-web)".into()]);
+        assert!(hint.contains("rustup target add wasm32-wasip1"), "{hint}");
+        assert!(
+            hint.contains("apt-get install rustc-web cargo-web rust-web-src lld-16 wasi-libc"),
+            "{hint}"
+        );
+        assert!(hint.contains("/usr/bin/cargo (cargo-web)"), "{hint}");
+    }
+
+    #[test]
+    fn debian_route_sets_bootstrap_and_linker() {
+        let mut command = Toolchain::Debian.cargo();
+        Toolchain::Debian.configure_build(&mut command);
+        let envs: Vec<(String, String)> = command
+            .get_envs()
+            .filter_map(|(key, value)| {
+                Some((key.to_str()?.to_string(), value?.to_str()?.to_string()))
+            })
+            .collect();
+        let env = |name: &str| {
+            envs.iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.as_str())
+        };
+        assert_eq!(env("RUSTC"), Some("/usr/bin/rustc"));
+        assert_eq!(env("RUSTC_BOOTSTRAP"), Some("1"));
+        assert!(
+            env("RUSTFLAGS")
+                .is_some_and(|flags| flags.starts_with("-C linker=/usr/lib/llvm-16/bin/wasm-ld"))
+        );
+        assert!(
+            command
+                .get_args()
+                .any(|arg| arg == "-Zbuild-std=std,panic_abort")
+        );
+    }
+}

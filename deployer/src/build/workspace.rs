@@ -153,3 +153,75 @@ impl Package {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn package(name: &str, cdylib: bool) -> Package {
+        Package {
+            name: name.into(),
+            manifest_path: PathBuf::from(format!("/nonexistent/{name}/Cargo.toml")),
+            cdylib: cdylib.then(|| name.replace('-', "_")),
+        }
+    }
+
+    fn workspace(packages: Vec<Package>) -> Workspace {
+        Workspace {
+            root: "/nonexistent".into(),
+            target_directory: "/nonexistent/target".into(),
+            packages,
+        }
+    }
+
+    const ROOT: &str = "/nonexistent/Cargo.toml";
+
+    #[test]
+    fn named_package_wins_and_unknown_lists_the_others() {
+        let ws = workspace(vec![
+            package("context-logger", true),
+            package("deployer", false),
+        ]);
+        let selected = ws
+            .select(Some("deployer"), Path::new(ROOT), false)
+            .expect("found");
+        assert_eq!(selected.name, "deployer");
+        let err = ws
+            .select(Some("nope"), Path::new(ROOT), false)
+            .expect_err("unknown");
+        assert!(
+            err.to_string().contains("context-logger, deployer"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bundled_filter_is_the_default() {
+        let ws = workspace(vec![
+            package("deployer", false),
+            package("other", true),
+            package(BUNDLED_FILTER, true),
+        ]);
+        assert_eq!(
+            ws.select(None, Path::new(ROOT), false).expect("found").name,
+            BUNDLED_FILTER
+        );
+    }
+
+    #[test]
+    fn only_cdylib_is_picked_and_several_are_ambiguous() {
+        let ws = workspace(vec![package("tool", false), package("my-filter", true)]);
+        assert_eq!(
+            ws.select(None, Path::new(ROOT), false).expect("found").name,
+            "my-filter"
+        );
+        let ws = workspace(vec![package("a", true), package("b", true)]);
+        let err = ws
+            .select(None, Path::new(ROOT), false)
+            .expect_err("ambiguous");
+        assert!(
+            err.to_string().contains("a, b") && err.to_string().contains("-p NAME"),
+            "{err}"
+        );
+    }
+}
