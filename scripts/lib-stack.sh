@@ -25,7 +25,7 @@ go_build_cached() {
     mkdir -p "$dir"
     local start=$SECONDS
     # -trimpath and -s -w keep the binaries small and the build cache reusable across checkouts.
-    (cd "$REPO_ROOT/tools/$tooldir" && go build -trimpath -ldflags "-s -w $ldx" -o "$dir/$name.tmp" "$pkg") >&2 \
+    (cd "$REPO_ROOT/tools/$tooldir" && go build -trimpath -buildvcs=false -ldflags "-s -w $ldx" -o "$dir/$name.tmp" "$pkg") >&2 \
       || die "building $name $version failed (see the go output above)"
     mv "$dir/$name.tmp" "$dir/$name"
     say "built $name $version in $((SECONDS - start))s"
