@@ -3,7 +3,6 @@
 //! leaves no process behind.
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use support::envoy::{Lab, http_get, tcp_roundtrip, write_file};
@@ -15,45 +14,7 @@ const LOG_WAIT: Duration = Duration::from_secs(10);
 const SETTLE: Duration = Duration::from_millis(500);
 
 fn module() -> String {
-    filter_module().display().to_string()
-}
-
-fn filter_module() -> PathBuf {
-    fixture::filter_module()
-}
-
-/// Temporary stand-in for `support::wasm::filter_module()`: builds the filter once per
-/// process with Debian's toolchain (FACTS.md recipe).
-mod fixture {
-    use std::path::PathBuf;
-    use std::process::Command;
-    use std::sync::OnceLock;
-
-    pub fn filter_module() -> PathBuf {
-        static MODULE: OnceLock<PathBuf> = OnceLock::new();
-        MODULE
-            .get_or_init(|| {
-                let root = super::tools::repo_root();
-                let target = root.join("target/wasm-build/local-tests");
-                let status = Command::new("/usr/bin/cargo")
-                    .current_dir(&root)
-                    .env("RUSTC", "/usr/bin/rustc")
-                    .env("RUSTC_BOOTSTRAP", "1")
-                    .env_remove("CARGO_ENCODED_RUSTFLAGS")
-                    .env(
-                        "RUSTFLAGS",
-                        "-C linker=/usr/lib/llvm-16/bin/wasm-ld -C link-self-contained=no -L /usr/lib/wasm32-wasi",
-                    )
-                    .args(["build", "-q", "-p", "context-logger", "--profile", "wasm-release"])
-                    .args(["-Zbuild-std=std,panic_abort", "--target", "wasm32-wasip1", "--target-dir"])
-                    .arg(&target)
-                    .status()
-                    .expect("run /usr/bin/cargo (scripts/setup wasm installs it)");
-                assert!(status.success(), "building the filter failed");
-                target.join("wasm32-wasip1/wasm-release/context_logger.wasm")
-            })
-            .clone()
-    }
+    support::wasm::filter_module().display().to_string()
 }
 
 fn assert_nothing_left(lab: &Lab) {
@@ -202,8 +163,13 @@ fn envoy_refusing_the_plugin_configuration_fails_with_the_filters_message() {
     assert!(!status.success(), "deployer accepted a bad configuration");
     let stderr = lab.stderr.text();
     assert!(stderr.contains("Envoy refused to start"), "{stderr}");
-    // The filter's own line, naming the field.
-    assert!(stderr.contains("unknown field `colour`"), "{stderr}");
+    // The filter's own line (logged through proxy_log), naming the offending field.
+    assert!(
+        stderr.lines().any(|line| line.contains("wasm log")
+            && line.contains("unknown field")
+            && line.contains("colour")),
+        "{stderr}"
+    );
     assert_eq!(lab.stdout.count("lab ready"), 0);
     assert_nothing_left(&lab);
 }
@@ -350,5 +316,26 @@ fn all_logs_shows_envoys_own_lines() {
         lab.stderr.text()
     );
     assert!(lab.signal(libc::SIGINT).success());
+    assert_nothing_left(&lab);
+}
+
+#[test]
+fn by_default_the_lab_builds_and_loads_the_bundled_filter() {
+    // Built once by the shared fixture, so the lab's own build is a warm no-op.
+    let built = support::wasm::filter_module();
+    let mut lab = Lab::start(&[]);
+    assert!(
+        lab.stderr.text().contains(&built.display().to_string()),
+        "{}",
+        lab.stderr.text()
+    );
+    assert_eq!(http_get(lab.port, "/").0, 200);
+    assert_eq!(
+        lab.wait_for("NewHttpContext", 1, LOG_WAIT),
+        1,
+        "{}",
+        lab.stdout.text()
+    );
+    assert!(lab.signal(libc::SIGINT).success(), "{}", lab.stderr.text());
     assert_nothing_left(&lab);
 }
