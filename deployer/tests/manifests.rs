@@ -3,9 +3,11 @@
 mod support;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::helm::{documents, kubectl, only, run_ok};
+use support::stack::stack;
 use support::tools::repo_root;
 
 fn examples() -> Vec<(String, Value)> {
@@ -123,5 +125,181 @@ fn demo_kustomization_renders_namespace_app_and_plugin() {
                 "pod labels {pod_labels:?} lack {key}={value}"
             );
         }
+    }
+}
+
+#[test]
+fn examples_pass_server_dry_run_and_apply_as_written() {
+    let stack = stack();
+    let namespace = stack.namespace("examples");
+    let dir = repo_root().join("manifests/examples");
+    let dry = run_ok(
+        namespace
+            .kubectl()
+            .args(["apply", "--dry-run=server", "-f"])
+            .arg(&dir),
+        None,
+    );
+    for (name, plugin) in examples() {
+        let line = format!(
+            "wasmplugin.extensions.istio.io/{} created (server dry run)",
+            plugin["metadata"]["name"].as_str().unwrap()
+        );
+        assert!(dry.contains(&line), "{name}: {dry}");
+    }
+
+    run_ok(namespace.kubectl().args(["apply", "-f"]).arg(&dir), None);
+    for (name, plugin) in examples() {
+        let stored = run_ok(
+            namespace.kubectl().args([
+                "get",
+                "wasmplugin",
+                plugin["metadata"]["name"].as_str().unwrap(),
+                "-o",
+                "json",
+            ]),
+            None,
+        );
+        let stored: Value = serde_json::from_str(&stored).unwrap();
+        assert_eq!(
+            stored["spec"], plugin["spec"],
+            "{name}: the API server kept the spec as written"
+        );
+    }
+}
+
+/// A kustomization in a temp dir that puts manifests/demo in `namespace`: the demo as shipped,
+/// isolated per test run (kustomize renames the Namespace object too).
+fn demo_overlay(namespace: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let demo = repo_root().join("manifests/demo");
+    // kustomize only accepts relative paths to a base.
+    let depth = dir.path().components().count() - 1;
+    let base = format!(
+        "{}{}",
+        "../".repeat(depth),
+        demo.strip_prefix("/").unwrap().display()
+    );
+    std::fs::write(
+        dir.path().join("kustomization.yaml"),
+        format!("namespace: {namespace}\nresources:\n  - {base}\n"),
+    )
+    .expect("write kustomization.yaml");
+    dir
+}
+
+#[test]
+fn demo_applies_with_kubectl_apply_k_and_its_pod_runs() {
+    let stack = stack();
+    let namespace = stack.namespace("demo");
+    let ns = namespace.name.as_str();
+
+    // The shipped kustomization as `kubectl apply -k` reads it (client-side: the real
+    // wasm-demo namespace is left alone so parallel runs do not collide).
+    let client = run_ok(
+        stack
+            .kubectl()
+            .args(["apply", "--dry-run=client", "-k"])
+            .arg(repo_root().join("manifests/demo")),
+        None,
+    );
+    assert!(client.contains("namespace/wasm-demo"), "{client}");
+    assert!(
+        client.contains("wasmplugin.extensions.istio.io/context-logger"),
+        "{client}"
+    );
+
+    let overlay = demo_overlay(ns);
+    let applied = run_ok(
+        stack.kubectl().arg("apply").arg("-k").arg(overlay.path()),
+        None,
+    );
+    for object in [
+        "serviceaccount/httpbin",
+        "service/httpbin",
+        "deployment.apps/httpbin",
+        "wasmplugin.extensions.istio.io/context-logger",
+    ] {
+        assert!(applied.contains(object), "{object} not applied: {applied}");
+    }
+    // GitOps re-applies: nothing changes the second time.
+    let again = run_ok(
+        stack.kubectl().arg("apply").arg("-k").arg(overlay.path()),
+        None,
+    );
+    assert!(
+        again.lines().all(|line| line.ends_with("unchanged")),
+        "second apply changed something: {again}"
+    );
+
+    let labels = run_ok(
+        stack.kubectl().args([
+            "get",
+            "namespace",
+            ns,
+            "-o",
+            "jsonpath={.metadata.labels.istio-injection}",
+        ]),
+        None,
+    );
+    assert_eq!(labels, "enabled");
+
+    // The controller-manager makes the pod, kwok runs it: the plugin's selector finds it, with
+    // the log-level annotation and the istio-proxy container the logs are read from.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pod = loop {
+        let pods: Value = serde_json::from_str(&run_ok(
+            namespace
+                .kubectl()
+                .args(["get", "pods", "-l", "app=httpbin", "-o", "json"]),
+            None,
+        ))
+        .unwrap();
+        let running = pods["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|pod| pod["status"]["phase"] == "Running")
+            .cloned();
+        if let Some(pod) = running {
+            break pod;
+        }
+        let why: Vec<&Value> = pods["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|pod| pod["status"]["conditions"].as_array().into_iter().flatten())
+            .filter(|condition| condition["status"] != "True")
+            .collect();
+        assert!(
+            Instant::now() < deadline,
+            "no Running httpbin pod after 60s (is the kwok node schedulable?): {why:#?}\nkwok log: {}",
+            stack.dir.join("logs/kwok.log").display()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(
+        pod["metadata"]["annotations"]["sidecar.istio.io/componentLogLevel"],
+        "wasm:info"
+    );
+    let containers: Vec<&str> = pod["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(containers.contains(&"istio-proxy"), "{containers:?}");
+    let plugin: Value = serde_json::from_str(&run_ok(
+        namespace
+            .kubectl()
+            .args(["get", "wasmplugin", "context-logger", "-o", "json"]),
+        None,
+    ))
+    .unwrap();
+    for (key, value) in plugin["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(&pod["metadata"]["labels"][key], value);
     }
 }
