@@ -112,7 +112,7 @@ fn every_spec_field_is_rendered_with_its_type() {
         "url": "https://files.example.com/filters/context-logger.wasm",
         "sha256": "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
         "imagePullPolicy": "Always",
-        "imagePullSecret": "full-pull-secret",
+        "imagePullSecret": "full-pull",
         "selector": {"matchLabels": {"app": "httpbin", "version": "v1"}},
         "pluginName": "context-logger",
         "pluginConfig": {
@@ -155,7 +155,7 @@ fn pull_secret_is_created_from_credentials_and_referenced() {
     let values = chart_dir().join("ci/full-values.yaml");
     let docs = template("release", "edge", &["-f", values.to_str().unwrap()]);
     let secret = only(&docs, "Secret");
-    assert_eq!(secret["metadata"]["name"], "full-pull-secret");
+    assert_eq!(secret["metadata"]["name"], "full-pull");
     assert_eq!(
         secret["metadata"]["namespace"], "edge",
         "Istio reads pull Secrets from the plugin's namespace"
@@ -170,7 +170,7 @@ fn pull_secret_is_created_from_credentials_and_referenced() {
     assert_eq!(auth, b"ci:not-a-real-password");
     assert_eq!(
         only(&docs, "WasmPlugin")["spec"]["imagePullSecret"],
-        "full-pull-secret"
+        "full-pull"
     );
 }
 
@@ -622,9 +622,9 @@ fn install_upgrade_and_uninstall_against_the_api_server() {
     );
     assert_eq!(
         plugin["spec"]["imagePullSecret"],
-        "context-logger-pull-secret"
+        "context-logger-pull"
     );
-    let secret = get_json(&namespace, &["secret", "context-logger-pull-secret"]);
+    let secret = get_json(&namespace, &["secret", "context-logger-pull"]);
     assert_eq!(
         decoded_docker_config(&secret)["auths"]["registry.example.com"]["username"],
         "u"

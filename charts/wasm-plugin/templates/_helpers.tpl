@@ -13,7 +13,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 
 {{/* Name of the pull Secret the chart creates (only meaningful with pullSecret.create). */}}
 {{- define "wasm-plugin.pullSecretName" -}}
-{{- .Values.pullSecret.name | default .Values.imagePullSecret | default (printf "%s-pull-secret" (include "wasm-plugin.name" .)) -}}
+{{- .Values.pullSecret.name | default .Values.imagePullSecret | default (printf "%s-pull" (include "wasm-plugin.name" .)) -}}
 {{- end -}}
 
 {{/* The imagePullSecret the WasmPlugin references, or "". */}}
