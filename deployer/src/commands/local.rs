@@ -16,7 +16,7 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Port of the lab listener on 127.0.0.1.
-    #[arg(long, default_value_t = 18000)]
+    #[arg(long, default_value_t = 18000, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
     /// The module to load [default: build the crate `deployer build` would, and load that].
     #[arg(long, value_name = "FILE", conflicts_with_all = ["manifest_path", "package"])]
@@ -112,9 +112,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             event = running.next() => match event {
                 Event::Ready { admin } => {
                     let elapsed = started.elapsed().as_millis();
-                    print_ready(&lab, admin, elapsed);
+                    if emit(&ready_text(&lab, admin, elapsed)).is_err() {
+                        break;
+                    }
                 }
-                Event::Line(line) if line.is_wasm_log() => println!("{}", line.text),
+                Event::Line(line) if line.is_wasm_log() => {
+                    // A closed stdout (`deployer local | head`) ends the lab like Ctrl+C.
+                    if emit(&line.text).is_err() {
+                        break;
+                    }
+                }
                 Event::Line(line) => {
                     if args.all_logs {
                         eprintln!("{}", line.text);
@@ -176,21 +183,26 @@ fn starting_banner(launch: &Launch, lab: &LabConfig, envoy: &Path) -> String {
     format!("starting {runner}, module {}", lab.module.display())
 }
 
-fn print_ready(lab: &LabConfig, admin: std::net::SocketAddr, elapsed_ms: u128) {
+fn emit(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}")?;
+    stdout.flush()
+}
+
+fn ready_text(lab: &LabConfig, admin: std::net::SocketAddr, elapsed_ms: u128) -> String {
     let port = lab.port;
-    match lab.mode {
-        Mode::Http => {
-            println!(
-                "lab ready in {elapsed_ms} ms: http://127.0.0.1:{port}/ (admin http://{admin})"
-            );
-            println!("try: curl -s http://127.0.0.1:{port}/");
-        }
-        Mode::Tcp => {
-            println!(
-                "lab ready in {elapsed_ms} ms: tcp echo on 127.0.0.1:{port} (admin http://{admin})"
-            );
-            println!("try: echo hello | nc -q1 127.0.0.1 {port}");
-        }
-    }
-    println!("streaming `wasm log` lines; Ctrl+C stops Envoy");
+    let (what, try_it) = match lab.mode {
+        Mode::Http => (
+            format!("http://127.0.0.1:{port}/"),
+            format!("curl -s http://127.0.0.1:{port}/"),
+        ),
+        Mode::Tcp => (
+            format!("tcp echo on 127.0.0.1:{port}"),
+            format!("echo hello | nc -q1 127.0.0.1 {port}"),
+        ),
+    };
+    format!(
+        "lab ready in {elapsed_ms} ms: {what} (admin http://{admin})\ntry: {try_it}\nstreaming `wasm log` lines; Ctrl+C stops Envoy"
+    )
 }
