@@ -339,3 +339,16 @@ fn by_default_the_lab_builds_and_loads_the_bundled_filter() {
     assert!(lab.signal(libc::SIGINT).success(), "{}", lab.stderr.text());
     assert_nothing_left(&lab);
 }
+
+#[test]
+fn envoy_not_ready_in_time_is_stopped_and_reported() {
+    let module = module();
+    let mut lab = Lab::spawn(&["--wasm", &module, "--ready-timeout", "0"], &[]);
+    assert!(!lab.finish(Duration::from_secs(60)).success());
+    let stderr = lab.stderr.text();
+    assert!(
+        stderr.contains("did not become ready within 0s"),
+        "{stderr}"
+    );
+    assert_nothing_left(&lab);
+}
