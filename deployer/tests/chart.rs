@@ -620,10 +620,7 @@ fn install_upgrade_and_uninstall_against_the_api_server() {
         plugin["spec"]["pluginName"], "root",
         "--reuse-values keeps the install's values"
     );
-    assert_eq!(
-        plugin["spec"]["imagePullSecret"],
-        "context-logger-pull"
-    );
+    assert_eq!(plugin["spec"]["imagePullSecret"], "context-logger-pull");
     let secret = get_json(&namespace, &["secret", "context-logger-pull"]);
     assert_eq!(
         decoded_docker_config(&secret)["auths"]["registry.example.com"]["username"],
@@ -908,5 +905,57 @@ fn cli_apply_and_helm_install_store_the_same_spec() {
         "stored by the API server",
         &from_cli["spec"],
         &from_chart["spec"],
+    );
+}
+
+/// Bad values that are the chart's own rules, not the CRD's: the API server would take them.
+const CHART_ONLY: &[&str] = &[
+    // the template turns a non-number into 0 once the schema is skipped
+    "priority not a number",
+    // the CRD says `format: int32`, which the API server does not enforce (no minimum/maximum)
+    "priority above int32",
+    "priority below int32",
+    "url with a space",
+    "pull Secret without credentials",
+    "misspelt key",
+];
+
+#[test]
+fn the_crd_rejects_what_the_schema_rejects() {
+    // The schema mirrors manifests/crds: with it skipped, the API server refuses the same specs.
+    for what in CHART_ONLY {
+        assert!(
+            BAD_VALUES.iter().any(|case| case.what == *what),
+            "no bad value named {what:?}"
+        );
+    }
+    let stack = stack();
+    let namespace = stack.namespace("chart-vs-crd");
+    let mut accepted = Vec::new();
+    for case in BAD_VALUES
+        .iter()
+        .filter(|case| !CHART_ONLY.contains(&case.what))
+    {
+        let mut command = helm();
+        command
+            .args(["template", "bad"])
+            .arg(chart_dir())
+            .args(["--skip-schema-validation", "--namespace", &namespace.name])
+            .args(case.args);
+        let yaml = run_ok(&mut command, None);
+        let output = run(
+            namespace
+                .kubectl()
+                .args(["apply", "--dry-run=server", "-f", "-"]),
+            Some(&yaml),
+        );
+        if output.status.success() {
+            accepted.push(format!("{}:\n{yaml}", case.what));
+        }
+    }
+    assert!(
+        accepted.is_empty(),
+        "the API server accepted values the schema rejects:\n{}",
+        accepted.join("\n")
     );
 }
