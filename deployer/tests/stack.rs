@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use support::stack::{self, kubectl_ok, stack};
+use support::stack::{self, kubectl_ok, run_with_stdin, stack};
 
 const GOOD_SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -23,21 +23,10 @@ fn plugin(name: &str, spec: &str) -> String {
 
 /// `kubectl apply --dry-run=server` of `manifest` in `namespace`: (success, stdout + stderr).
 fn server_dry_run(ns: &stack::Namespace<'_>, manifest: &str) -> (bool, String) {
-    let mut child = ns
-        .kubectl()
-        .args(["apply", "--dry-run=server", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run kubectl");
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(manifest.as_bytes())
-        .expect("write manifest");
-    let output = child.wait_with_output().expect("wait for kubectl");
+    let output = run_with_stdin(
+        ns.kubectl().args(["apply", "--dry-run=server", "-f", "-"]),
+        manifest,
+    );
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -255,21 +244,12 @@ fn rbac_tells_admin_and_dev_apart() {
     assert_eq!(String::from_utf8_lossy(&dev.stdout).trim(), "no");
     // Reading core resources works (the `view` role); writing WasmPlugins is forbidden.
     kubectl_ok(stack.kubectl_as_dev().args(["get", "pods", "-n", &ns.name]));
-    let mut child = stack
-        .kubectl_as_dev()
-        .args(["apply", "-n", &ns.name, "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("run kubectl");
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(plugin("p", "url: oci://r/x:1").as_bytes())
-        .expect("write");
-    let output = child.wait_with_output().expect("wait");
+    let output = run_with_stdin(
+        stack
+            .kubectl_as_dev()
+            .args(["apply", "-n", &ns.name, "-f", "-"]),
+        &plugin("p", "url: oci://r/x:1"),
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
@@ -327,21 +307,7 @@ fn kwok_node_is_ready_and_pods_run_with_logs_served_from_files() {
         ns.name,
         log.display()
     );
-    let mut child = ns
-        .kubectl()
-        .args(["apply", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run kubectl");
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(logs.as_bytes())
-        .expect("write");
-    let output = child.wait_with_output().expect("wait");
+    let output = run_with_stdin(ns.kubectl().args(["apply", "-f", "-"]), &logs);
     assert!(
         output.status.success(),
         "{}",
