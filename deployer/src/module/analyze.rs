@@ -2,7 +2,7 @@
 use sha2::{Digest, Sha256};
 use wasmparser::{
     BinaryReaderError, CompositeInnerType, ExternalKind, FuncType, Parser, Payload, TypeRef,
-    Validator, types::Types,
+    Validator, WasmFeatures, types::Types,
 };
 
 use super::abi;
@@ -28,7 +28,9 @@ pub fn inspect(bytes: &[u8]) -> Report {
         return report;
     }
     // Validation first: V8 compiles (and so validates) the whole module before linking it.
-    let types = match Validator::new().validate_all(bytes) {
+    // V8 also accepts the legacy exception-handling encoding emscripten emits for C++.
+    let features = WasmFeatures::default() | WasmFeatures::LEGACY_EXCEPTIONS;
+    let types = match Validator::new_with_features(features).validate_all(bytes) {
         Ok(types) => types,
         Err(err) => {
             report

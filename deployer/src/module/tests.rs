@@ -282,3 +282,13 @@ fn json_report_has_stable_fields() {
             .is_some_and(|exports| !exports.is_empty())
     );
 }
+
+#[test]
+fn legacy_exception_handling_validates() {
+    // emscripten's C++ exceptions; V8 (Envoy's default runtime) accepts them.
+    let report = variant(
+        r#"(func (export "_initialize"))"#,
+        r#"(func (export "_initialize")) (tag $oops) (func try nop catch $oops end)"#,
+    );
+    assert!(report.loadable(), "{:?}", report.problems);
+}
