@@ -959,3 +959,47 @@ fn the_crd_rejects_what_the_schema_rejects() {
         accepted.join("\n")
     );
 }
+
+#[test]
+fn values_yaml_documents_every_schema_key() {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(chart_dir().join("values.schema.json")).expect("read schema"),
+    )
+    .expect("values.schema.json is JSON");
+    let text = std::fs::read_to_string(chart_dir().join("values.yaml")).expect("read values.yaml");
+    let values: Value = serde_yaml::from_str(&text).expect("values.yaml is YAML");
+    let lines: Vec<&str> = text.lines().collect();
+    // Each key the schema knows has a default in values.yaml, with a comment right above it
+    // (or above the block it opens). `global` belongs to helm.
+    let mut missing = Vec::new();
+    let mut check = |path: String, key: &str, indent: usize, values: &Value| {
+        if values.get(key).is_none() {
+            missing.push(format!("{path}: no default"));
+            return;
+        }
+        let prefix = format!("{}{key}:", " ".repeat(indent));
+        let Some(at) = lines.iter().position(|line| line.starts_with(&prefix)) else {
+            missing.push(format!("{path}: not found as {prefix:?}"));
+            return;
+        };
+        if at == 0 || !lines[at - 1].trim_start().starts_with('#') {
+            missing.push(format!("{path}: no comment above it"));
+        }
+    };
+    for (key, property) in schema["properties"].as_object().unwrap() {
+        if key == "global" {
+            continue;
+        }
+        check(key.clone(), key, 0, &values);
+        if key == "pullSecret" {
+            for nested in property["properties"].as_object().unwrap().keys() {
+                check(format!("{key}.{nested}"), nested, 2, &values[key]);
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "values.yaml lacks:\n{}",
+        missing.join("\n")
+    );
+}
