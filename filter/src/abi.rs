@@ -75,7 +75,13 @@ impl Host for Envoy {
 
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
         // The ABI encodes a property path as its segments joined by NUL.
-        let encoded = path.join("\0");
+        let mut encoded = Vec::new();
+        for (i, segment) in path.iter().enumerate() {
+            if i > 0 {
+                encoded.push(0);
+            }
+            encoded.extend_from_slice(segment.as_bytes());
+        }
         let (mut data, mut size) = (ptr::null_mut(), 0);
         // SAFETY: the out-pointers are valid locals; on success the host stores a buffer it
         // got from `proxy_on_memory_allocate`, which `take_host_buffer` reclaims.

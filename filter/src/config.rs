@@ -1,6 +1,7 @@
 //! Plugin configuration: the JSON object Envoy (`configuration`) or Istio (`pluginConfig`)
 //! hands to `proxy_on_configure`, checked once so the per-stream path never re-validates.
 
+use crate::json::{self, Value};
 use serde::Deserialize;
 
 /// Longest accepted `prefix`, in bytes: a prefix is a tag, not a payload.
@@ -78,26 +79,165 @@ impl Default for Config {
 }
 
 /// Why a configuration was refused; the text is what the operator sees in Envoy's log.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum ConfigError {
-    #[error(
-        "not valid JSON for this filter: {message} (expected an object with optional fields log, level, prefix, headers)"
-    )]
-    Json { message: String },
-    #[error(
-        "field `level`: unknown level {value:?} (use one of trace, debug, info, warn, error, critical)"
-    )]
-    Level { value: String },
-    #[error("field `prefix`: {len} bytes is too long (at most {MAX_PREFIX_LEN})")]
-    PrefixTooLong { len: usize },
-    #[error("field `prefix`: control characters (newline, tab, ...) are not allowed")]
+    Syntax {
+        offset: usize,
+        problem: &'static str,
+    },
+    NotAnObject {
+        found: &'static str,
+    },
+    UnknownField {
+        name: String,
+    },
+    DuplicateField {
+        name: &'static str,
+    },
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+        found: &'static str,
+    },
+    Level {
+        value: String,
+    },
+    PrefixTooLong {
+        len: usize,
+    },
     PrefixControl,
-    #[error("field `headers`: {count} entries is too many (at most {MAX_HEADERS})")]
-    TooManyHeaders { count: usize },
-    #[error("field `headers`: {name:?} is not usable: {reason}")]
-    HeaderName { name: String, reason: &'static str },
-    #[error("field `headers`: {name:?} is listed twice")]
-    DuplicateHeader { name: String },
+    TooManyHeaders {
+        count: usize,
+    },
+    HeaderName {
+        name: String,
+        reason: &'static str,
+    },
+    DuplicateHeader {
+        name: String,
+    },
+}
+
+impl ConfigError {
+    /// The message, built without `core::fmt`: this runs inside the wasm module, where the
+    /// formatting machinery alone would cost more than the rest of the filter.
+    pub fn message(&self) -> String {
+        let mut m = String::new();
+        match self {
+            ConfigError::Syntax { offset, problem } => {
+                m += "not valid JSON at byte ";
+                push_number(&mut m, *offset);
+                m += ": ";
+                m += problem;
+            }
+            ConfigError::NotAnObject { found } => {
+                m += "expected a JSON object with optional fields ";
+                m += FIELD_LIST;
+                m += ", found ";
+                m += found;
+            }
+            ConfigError::UnknownField { name } => {
+                m += "unknown field ";
+                push_quoted(&mut m, name);
+                m += ", expected one of ";
+                m += FIELD_LIST;
+            }
+            ConfigError::DuplicateField { name } => {
+                m += "field `";
+                m += name;
+                m += "` is given twice";
+            }
+            ConfigError::WrongType {
+                field,
+                expected,
+                found,
+            } => {
+                m += "field `";
+                m += field;
+                m += "`: expected ";
+                m += expected;
+                m += ", found ";
+                m += found;
+            }
+            ConfigError::Level { value } => {
+                m += "field `level`: unknown level ";
+                push_quoted(&mut m, value);
+                m += " (use one of trace, debug, info, warn, error, critical)";
+            }
+            ConfigError::PrefixTooLong { len } => {
+                m += "field `prefix`: ";
+                push_number(&mut m, *len);
+                m += " bytes is too long (at most ";
+                push_number(&mut m, MAX_PREFIX_LEN);
+                m += ")";
+            }
+            ConfigError::PrefixControl => {
+                m += "field `prefix`: control characters (newline, tab, ...) are not allowed";
+            }
+            ConfigError::TooManyHeaders { count } => {
+                m += "field `headers`: ";
+                push_number(&mut m, *count);
+                m += " entries is too many (at most ";
+                push_number(&mut m, MAX_HEADERS);
+                m += ")";
+            }
+            ConfigError::HeaderName { name, reason } => {
+                m += "field `headers`: ";
+                push_quoted(&mut m, name);
+                m += " is not usable: ";
+                m += reason;
+            }
+            ConfigError::DuplicateHeader { name } => {
+                m += "field `headers`: ";
+                push_quoted(&mut m, name);
+                m += " is listed twice";
+            }
+        }
+        m
+    }
+}
+
+/// Decimal digits of `n`, without `core::fmt`.
+fn push_number(out: &mut String, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in digits.get(i..).unwrap_or_default() {
+        out.push(char::from(d));
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+const FIELD_LIST: &str = "`log`, `level`, `prefix`, `headers`";
+
+/// A user-supplied string in a message: quoted, control characters replaced, so the message
+/// stays one log line whatever the configuration holds.
+fn push_quoted(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push('?'),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 impl Config {
@@ -106,10 +246,65 @@ impl Config {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Config::default());
         }
-        let raw: RawConfig = serde_json::from_slice(bytes).map_err(|e| ConfigError::Json {
-            message: e.to_string(),
+        let value = json::parse(bytes).map_err(|e| ConfigError::Syntax {
+            offset: e.offset,
+            problem: e.problem,
         })?;
-        Config::try_from(raw)
+        Config::try_from(RawConfig::from_value(value)?)
+    }
+}
+
+impl RawConfig {
+    /// The same mapping serde's derive gives (`deny_unknown_fields`, `null` = absent,
+    /// duplicates refused), done by hand to keep serde's formatting code out of the module.
+    pub fn from_value(value: Value) -> Result<RawConfig, ConfigError> {
+        let Value::Object(members) = value else {
+            return Err(ConfigError::NotAnObject {
+                found: value.kind(),
+            });
+        };
+        let mut raw = RawConfig::default();
+        let mut seen: Vec<&'static str> = Vec::new();
+        for (name, value) in members {
+            let field = match name.as_str() {
+                "log" => "log",
+                "level" => "level",
+                "prefix" => "prefix",
+                "headers" => "headers",
+                _ => return Err(ConfigError::UnknownField { name }),
+            };
+            if seen.contains(&field) {
+                return Err(ConfigError::DuplicateField { name: field });
+            }
+            seen.push(field);
+            if value == Value::Null {
+                continue;
+            }
+            let wrong = |expected, found: &Value| ConfigError::WrongType {
+                field,
+                expected,
+                found: found.kind(),
+            };
+            match (field, value) {
+                ("log", Value::Bool(b)) => raw.log = Some(b),
+                ("log", other) => return Err(wrong("true or false", &other)),
+                ("level", Value::String(s)) => raw.level = Some(s),
+                ("prefix", Value::String(s)) => raw.prefix = Some(s),
+                ("level" | "prefix", other) => return Err(wrong("a string", &other)),
+                (_, Value::Array(items)) => {
+                    let mut headers = Vec::with_capacity(items.len());
+                    for item in items {
+                        match item {
+                            Value::String(s) => headers.push(s),
+                            other => return Err(wrong("an array of strings", &other)),
+                        }
+                    }
+                    raw.headers = Some(headers);
+                }
+                (_, other) => return Err(wrong("an array of strings", &other)),
+            }
+        }
+        Ok(raw)
     }
 }
 
@@ -212,6 +407,15 @@ mod tests {
     }
 
     #[test]
+    fn numbers_render_without_fmt() {
+        for n in [0, 7, 10, 129, 4096, usize::MAX] {
+            let mut s = String::new();
+            push_number(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+    }
+
+    #[test]
     fn every_level_name_parses() {
         for (name, level) in Level::NAMES {
             let config = parse(&format!(r#"{{"level": "{name}"}}"#)).unwrap();
@@ -222,25 +426,88 @@ mod tests {
     #[test]
     fn unknown_field_names_the_field() {
         let err = parse(r#"{"levle": "info"}"#).unwrap_err().to_string();
-        assert!(err.contains("unknown field `levle`"), "{err}");
+        assert!(err.contains("unknown field \"levle\""), "{err}");
         assert!(err.contains("`level`"), "{err}");
     }
 
     #[test]
     fn wrong_types_and_syntax_are_refused() {
-        for bad in [
-            r#"{"log": "yes"}"#,
-            r#"{"headers": ":path"}"#,
-            "[1]",
-            "\"text\"",
-            "{",
-            "{}x",
-        ] {
-            assert!(
-                matches!(parse(bad), Err(ConfigError::Json { .. })),
-                "{bad} should be refused"
-            );
+        let cases = [
+            (
+                r#"{"log": "yes"}"#,
+                "field `log`: expected true or false, found a string",
+            ),
+            (
+                r#"{"level": 3}"#,
+                "field `level`: expected a string, found a number",
+            ),
+            (
+                r#"{"headers": ":path"}"#,
+                "field `headers`: expected an array of strings, found a string",
+            ),
+            (
+                r#"{"headers": [1]}"#,
+                "field `headers`: expected an array of strings, found a number",
+            ),
+            (
+                "[1]",
+                "expected a JSON object with optional fields `log`, `level`, `prefix`, `headers`, found an array",
+            ),
+            ("\"text\"", "found a string"),
+            (
+                "{",
+                "not valid JSON at byte 1: expected a quoted field name",
+            ),
+            (
+                "{}x",
+                "not valid JSON at byte 2: trailing characters after the JSON value",
+            ),
+            (
+                r#"{"log": true, "log": false}"#,
+                "field `log` is given twice",
+            ),
+            (r#"{"a\nb": 1}"#, "unknown field \"a?b\", expected one of"),
+        ];
+        for (bad, want) in cases {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.contains(want), "{bad}: got {err:?}, want {want:?}");
         }
+    }
+
+    /// The serde derive on `RawConfig` is the schema of record; the hand mapping used in the
+    /// module must accept and refuse exactly what serde_json does.
+    #[test]
+    fn hand_mapping_agrees_with_serde() {
+        let corpus = [
+            "{}",
+            r#"{"log": false}"#,
+            r#"{"log": null, "level": null, "prefix": null, "headers": null}"#,
+            r#"{"level": "warn", "prefix": "p", "headers": ["a", ":b"]}"#,
+            r#"{"headers": []}"#,
+            r#"{"log": 1}"#,
+            r#"{"log": "true"}"#,
+            r#"{"level": ["info"]}"#,
+            r#"{"prefix": {}}"#,
+            r#"{"headers": [null]}"#,
+            r#"{"headers": "a"}"#,
+            r#"{"other": 1}"#,
+            r#"{"Log": true}"#,
+            r#"{"log": true, "log": true}"#,
+            "null",
+            "7",
+        ];
+        for text in corpus {
+            let ours = RawConfig::from_value(json::parse(text.as_bytes()).unwrap());
+            let theirs: Result<RawConfig, _> = serde_json::from_str(text);
+            match (ours, theirs) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{text}"),
+                (Err(_), Err(_)) => {}
+                (a, b) => panic!("{text}: hand mapping {a:?}, serde {b:?}"),
+            }
+        }
+        // Deliberately stricter: serde's derive also reads a struct from a positional array.
+        assert!(serde_json::from_str::<RawConfig>("[true]").is_ok());
+        assert!(parse("[true]").is_err());
     }
 
     #[test]

@@ -11,4 +11,5 @@
 #[cfg(target_arch = "wasm32")]
 mod abi;
 pub mod config;
+mod json;
 pub mod plugin;

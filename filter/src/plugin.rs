@@ -28,8 +28,8 @@ struct Root {
 
 impl Root {
     fn new(identity: Vec<u8>, config: Config) -> Root {
-        let http_line = [config.prefix.as_str(), HTTP_LINE].concat();
-        let tcp_line = [config.prefix.as_str(), TCP_LINE].concat();
+        let http_line = config.prefix.clone() + HTTP_LINE;
+        let tcp_line = config.prefix.clone() + TCP_LINE;
         Root {
             identity,
             config,
@@ -58,7 +58,11 @@ impl Plugin {
         let config = match Config::from_bytes(bytes) {
             Ok(config) => config,
             Err(err) => {
-                let message = format!("context-logger: invalid plugin configuration: {err}");
+                let message = [
+                    "context-logger: invalid plugin configuration: ",
+                    &err.message(),
+                ]
+                .concat();
                 host.log(Level::Error, &message);
                 return false;
             }
@@ -132,10 +136,21 @@ fn identity(host: &impl Host) -> Vec<u8> {
     id
 }
 
-/// Header values go into a single log line: control characters (a forged newline) become `?`.
+/// Header values go into a single log line: control characters (a forged newline) and, in a
+/// value that is not UTF-8, every non-ASCII byte become `?`.
 fn push_sanitized(line: &mut String, value: &[u8]) {
-    for c in String::from_utf8_lossy(value).chars() {
-        line.push(if c.is_control() { '?' } else { c });
+    match std::str::from_utf8(value) {
+        Ok(text) => {
+            for c in text.chars() {
+                line.push(if c.is_control() { '?' } else { c });
+            }
+        }
+        Err(_) => {
+            for &b in value {
+                let printable = b.is_ascii_graphic() || b == b' ';
+                line.push(if printable { char::from(b) } else { '?' });
+            }
+        }
     }
 }
 
@@ -222,15 +237,21 @@ mod tests {
     fn prefix_level_and_headers_shape_the_line() {
         let mut host = FakeHost::plugin("p", "r");
         host.headers.insert(":path".into(), b"/a\nb".to_vec());
+        host.headers
+            .insert("x-raw".into(), b"\xffz \xc3\xa9".to_vec());
         let mut plugin = Plugin::new();
-        let config = br#"{"level": "warn", "prefix": "[x] ", "headers": [":path", "x-id"]}"#;
+        let config =
+            br#"{"level": "warn", "prefix": "[x] ", "headers": [":path", "x-id", "x-raw"]}"#;
         assert!(plugin.configure(&host, config));
         plugin.on_http_stream(&host);
         plugin.on_tcp_connection(&host);
         assert_eq!(
             host.take(),
             vec![
-                (Level::Warn, "[x] NewHttpContext :path=/a?b x-id=-".into()),
+                (
+                    Level::Warn,
+                    "[x] NewHttpContext :path=/a?b x-id=- x-raw=?z ??".into()
+                ),
                 (Level::Warn, "[x] NewTcpContext".into()),
             ]
         );
