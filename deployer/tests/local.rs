@@ -311,7 +311,9 @@ fn all_logs_shows_envoys_own_lines() {
     let module = module();
     let mut lab = Lab::start(&["--wasm", &module, "--all-logs"]);
     assert!(
-        lab.stderr.text().contains("starting main dispatch loop"),
+        lab.stderr
+            .wait_for("starting main dispatch loop", 1, LOG_WAIT)
+            == 1,
         "{}",
         lab.stderr.text()
     );

@@ -34,6 +34,18 @@ impl Output {
         self.lines().join("\n")
     }
 
+    /// Waits until `needle` appears on `count` lines (or the timeout passes); returns the count.
+    pub fn wait_for(&self, needle: &str, count: usize, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = self.count(needle);
+            if seen >= count || Instant::now() >= deadline {
+                return seen;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Lines containing `needle`.
     pub fn count(&self, needle: &str) -> usize {
         self.lines()
@@ -133,14 +145,7 @@ impl Lab {
 
     /// Waits until `needle` appears `count` times on stdout (or the timeout passes).
     pub fn wait_for(&self, needle: &str, count: usize, timeout: Duration) -> usize {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let seen = self.stdout.count(needle);
-            if seen >= count || Instant::now() >= deadline {
-                return seen;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.stdout.wait_for(needle, count, timeout)
     }
 
     /// Sends `signal` to the deployer and waits for it to exit.
