@@ -114,11 +114,13 @@ fn build_text_output_names_path_size_sha256_and_abi() {
 
 #[test]
 fn manifest_path_builds_another_crate() {
-    let (_dir, manifest) = tiny_filter_crate();
+    let (dir, _manifest) = tiny_filter_crate();
+    // Relative to where the user stands, as typed.
     let output = tools::deployer()
+        .current_dir(dir.path().parent().expect("temp dir has a parent"))
         .env("CARGO_TARGET_DIR", shared_target_dir())
         .args(["build", "-o", "json", "--manifest-path"])
-        .arg(&manifest)
+        .arg(Path::new(dir.path().file_name().expect("temp dir name")).join("Cargo.toml"))
         .output()
         .expect("run build");
     assert!(output.status.success(), "{}", stderr_of(&output));

@@ -89,7 +89,8 @@ fn resolve_manifest(request: &Request) -> Result<PathBuf, Error> {
         if !path.is_file() {
             return Err(Error::ManifestNotFound { path });
         }
-        return Ok(path);
+        // cargo runs in the crate's directory, where a relative path would not resolve.
+        return Ok(std::path::absolute(&path).unwrap_or(path));
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     if let Some(found) = cwd
