@@ -11,7 +11,7 @@ pub const PROFILE: &str = "wasm-release";
 /// `--config profile.wasm-release.<key>=<value>`. Mirrors the root Cargo.toml.
 pub const PROFILE_DEFAULTS: &[(&str, &str)] = &[
     ("inherits", "\"release\""),
-    ("opt-level", "\"z\""),
+    ("opt-level", "\"s\""),
     ("lto", "true"),
     ("codegen-units", "1"),
     ("panic", "\"abort\""),
@@ -37,3 +37,31 @@ pub const DEBIAN_RUSTFLAGS: &[&str] = &[
 
 /// Extra RUSTFLAGS for every toolchain (none yet).
 pub const COMMON_RUSTFLAGS: &[&str] = &[];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fallback profile must stay what the toolkit's own workspace measured as smallest.
+    #[test]
+    fn profile_defaults_match_the_root_manifest() {
+        let manifest =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
+                .expect("read the root Cargo.toml");
+        let header = format!("[profile.{PROFILE}]");
+        let section: Vec<(String, String)> = manifest
+            .lines()
+            .skip_while(|line| line.trim() != header)
+            .skip(1)
+            .take_while(|line| !line.trim_start().starts_with('['))
+            .filter(|line| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
+            .filter_map(|line| line.split_once('='))
+            .map(|(key, value)| (key.trim().to_string(), value.trim().to_string()))
+            .collect();
+        let defaults: Vec<(String, String)> = PROFILE_DEFAULTS
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        assert_eq!(section, defaults);
+    }
+}
