@@ -424,6 +424,80 @@ mod tests {
         assert!(explain(std::iter::empty()).contains("nothing"));
     }
 
+    fn shell(script: &str) -> Launch {
+        Launch {
+            program: PathBuf::from("/bin/sh"),
+            args: vec!["-c".into(), script.into()],
+            env: Vec::new(),
+            via_func_e: false,
+        }
+    }
+
+    fn never_ready() -> PathBuf {
+        PathBuf::from("/nonexistent/admin-address")
+    }
+
+    #[tokio::test]
+    async fn an_exit_before_ready_is_a_refusal_with_what_was_said() {
+        let launch = shell("echo '[t][1][critical][main] [server.cc:1] boom' >&2; exit 3");
+        let mut running =
+            Running::start(&launch, never_ready(), 1, Duration::from_secs(30)).unwrap();
+        let mut lines = Vec::new();
+        let err = loop {
+            match running.next().await {
+                Event::Line(line) => lines.push(line.text),
+                Event::Failed(err) => break err,
+                Event::Ready { .. } => panic!("not ready"),
+            }
+        };
+        assert_eq!(lines.len(), 1);
+        match err {
+            LocalError::EnvoyRefused { status, reason } => {
+                assert_eq!(status, "exit status 3");
+                assert_eq!(reason, "  [critical][main] boom");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn not_ready_in_time_is_reported() {
+        let launch = shell("sleep 30");
+        let mut running =
+            Running::start(&launch, never_ready(), 1, Duration::from_millis(50)).unwrap();
+        assert!(matches!(
+            running.next().await,
+            Event::Failed(LocalError::NotReady { .. })
+        ));
+        running.stop(Duration::from_secs(5)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn stop_kills_the_whole_group_when_sigterm_is_ignored() {
+        // The leader ignores SIGTERM and has a child: both must be gone after stop.
+        let launch = shell("trap '' TERM; sleep 30 & echo $!; wait");
+        let mut running =
+            Running::start(&launch, never_ready(), 1, Duration::from_secs(30)).unwrap();
+        let grandchild: i32 = match running.next().await {
+            Event::Line(line) => line.text.trim().parse().unwrap(),
+            other => panic!("unexpected {other:?}"),
+        };
+        running.stop(Duration::from_millis(200)).await.unwrap();
+        // The sleep was reparented and reaped by init (or is a zombie awaiting it).
+        let state = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
+        let state = state
+            .rsplit(')')
+            .next()
+            .unwrap_or_default()
+            .trim_start()
+            .chars()
+            .next();
+        assert!(
+            matches!(state, None | Some('Z') | Some('X')),
+            "sleep {grandchild} still running: {state:?}"
+        );
+    }
+
     #[test]
     fn wasm_log_lines_are_recognised() {
         let line = Line {
