@@ -291,9 +291,8 @@ fn kwok_node_is_ready_and_pods_run_with_logs_served_from_files() {
         );
     assert_eq!(node, stack.node);
 
-    // kwok's Logs resource (same name and namespace as the pod) maps a container to a file on
-    // this machine; `kubectl logs` reaches it through the API server's node proxy. kwok reads
-    // the file with the kubelet's CRI log reader, so lines are `<RFC3339Nano> stdout F <text>`.
+    // kwok's Logs resource maps the container to a file on this machine; `kubectl logs` reaches
+    // kwok through the API server's node proxy.
     let dir = tempfile::tempdir().expect("temp dir");
     let log = dir.path().join("web.log");
     std::fs::write(
@@ -302,17 +301,7 @@ fn kwok_node_is_ready_and_pods_run_with_logs_served_from_files() {
          2026-01-01T00:00:01.000000000Z stdout F wasm log demo.context-logger context_logger: NewHttpContext\n",
     )
     .expect("write log");
-    let logs = format!(
-        "apiVersion: kwok.x-k8s.io/v1alpha1\nkind: Logs\nmetadata:\n  name: web\n  namespace: {}\nspec:\n  logs:\n  - containers: [web]\n    logsFile: {}\n    follow: true\n",
-        ns.name,
-        log.display()
-    );
-    let output = run_with_stdin(ns.kubectl().args(["apply", "-f", "-"]), &logs);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    ns.serve_logs("web", "web", &log);
 
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

@@ -173,6 +173,25 @@ impl Namespace<'_> {
         command.args(["-n", &self.name]);
         command
     }
+
+    /// Makes `kubectl logs POD -c CONTAINER` in this namespace serve `file` (kwok's Logs
+    /// resource, named after the pod). kwok parses the file as CRI log lines:
+    /// `<RFC3339Nano time> stdout F <text>`; `follow` lets `kubectl logs -f` see appended lines.
+    pub fn serve_logs(&self, pod: &str, container: &str, file: &std::path::Path) {
+        let manifest = format!(
+            "apiVersion: kwok.x-k8s.io/v1alpha1\nkind: Logs\nmetadata:\n  name: {pod}\n  namespace: {}\n\
+             spec:\n  logs:\n  - containers: [{container}]\n    logsFile: {}\n    follow: true\n",
+            self.name,
+            file.display()
+        );
+        let output = run_with_stdin(self.kubectl().args(["apply", "-f", "-"]), &manifest);
+        assert!(
+            output.status.success(),
+            "create kwok Logs for {}/{pod}: {}",
+            self.name,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
 
 impl Drop for Namespace<'_> {
