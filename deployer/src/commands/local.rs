@@ -137,8 +137,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             _ = terminate.recv() => break,
         }
     }
-    eprintln!("stopping Envoy (pid {})", running.pid());
-    running.stop(STOP_GRACE).await?;
+    eprintln!(
+        "stopping Envoy (pid {}); Ctrl+C again kills it",
+        running.pid()
+    );
+    tokio::select! {
+        stopped = running.stop(STOP_GRACE) => stopped?,
+        // Dropping the unfinished stop drops `Running`, which kills the process group.
+        _ = interrupt.recv() => eprintln!("killed Envoy"),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
