@@ -97,9 +97,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    if let Some((_, _)) = &credential
-        && draft.spec.image_pull_secret.is_none()
-    {
+    if credential.is_some() && draft.spec.image_pull_secret.is_none() {
         draft.spec.image_pull_secret = Some(format!("{}-pull", draft.name));
     }
 
@@ -144,8 +142,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     for (cluster, manifest) in &plans {
         cluster.ensure_crd().await?;
         if writes > 1 && dry_run == DryRun::Off {
-            // The API server's own validation and conflict check for every cluster, so a
+            // The API server's own validation, RBAC and conflict checks for every write, so a
             // rejection in the last one does not leave the first ones changed.
+            if let Some(secret) = pull_secret_for(&credential, cluster, manifest) {
+                cluster
+                    .apply_pull_secret(&secret, args.force_conflicts, DryRun::Server)
+                    .await?;
+            }
             cluster
                 .apply_plugin(manifest, args.force_conflicts, DryRun::Server)
                 .await?;
@@ -156,15 +159,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut failures = 0;
     for (cluster, manifest) in &plans {
         let outcome = async {
-            if let (Some((registry, credential)), Some(secret_name)) =
-                (&credential, &manifest.spec.image_pull_secret)
-            {
-                let namespace = manifest
-                    .metadata
-                    .namespace
-                    .as_deref()
-                    .unwrap_or(&cluster.default_namespace);
-                let secret = pull_secret::secret(secret_name, namespace, registry, credential);
+            if let Some(secret) = pull_secret_for(&credential, cluster, manifest) {
+                let secret_name = secret.metadata.name.clone().unwrap_or_default();
                 cluster
                     .apply_pull_secret(&secret, args.force_conflicts, dry_run)
                     .await?;
@@ -218,6 +214,22 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         anyhow::bail!("{failures} of {} clusters failed (see above)", plans.len());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The pull Secret to write next to `manifest`, when --pull-secret-from-docker-config is set.
+fn pull_secret_for(
+    credential: &Option<(String, RegistryCredential)>,
+    cluster: &Cluster,
+    manifest: &WasmPluginManifest,
+) -> Option<k8s_openapi::api::core::v1::Secret> {
+    let (registry, credential) = credential.as_ref()?;
+    let name = manifest.spec.image_pull_secret.as_deref()?;
+    let namespace = manifest
+        .metadata
+        .namespace
+        .as_deref()
+        .unwrap_or(&cluster.default_namespace);
+    Some(pull_secret::secret(name, namespace, registry, credential))
 }
 
 const SECRET_NOTE: &str = "kubernetes.io/dockerconfigjson, one registry";
