@@ -86,6 +86,7 @@ impl Running {
             .process_group(0)
             .kill_on_drop(true);
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        #[cfg(target_os = "linux")]
         unsafe {
             command.pre_exec(|| {
                 // If the deployer dies without cleaning up (kill -9), the child goes too;
@@ -100,6 +101,8 @@ impl Running {
             program: launch.program.clone(),
             source,
         })?;
+        // A freshly spawned child always has an id; 0 would make stop() signal our own group,
+        // so it is treated as "nothing to signal" there and in Drop.
         let pid = child
             .id()
             .and_then(|pid| i32::try_from(pid).ok())
@@ -183,7 +186,8 @@ impl Running {
     /// Stops the process: SIGTERM to the leader (func-e stops Envoy; Envoy shuts down),
     /// then SIGKILL to the whole group if it is still there after `grace`.
     pub async fn stop(mut self, grace: Duration) -> Result<(), LocalError> {
-        if self.exited.is_some() {
+        // pid 0 would signal our own process group.
+        if self.exited.is_some() || self.pid <= 0 {
             return Ok(());
         }
         // SAFETY: plain syscall on a pid we spawned and have not reaped (no reuse possible).
