@@ -17,7 +17,11 @@ pub mod rollback;
 pub mod status;
 
 #[derive(Debug, Parser)]
-#[command(name = "deployer", version, about = "Take a proxy-wasm filter from source to a running Istio mesh")]
+#[command(
+    name = "deployer",
+    version,
+    about = "Take a proxy-wasm filter from source to a running Istio mesh"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
