@@ -18,7 +18,10 @@ pub const FIELD_MANAGER: &str = "deployer";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot load kubeconfig{}: {message}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    #[error(
+        "cannot load kubeconfig{}: {message}; point at one with --kubeconfig FILE or KUBECONFIG",
+        path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default()
+    )]
     Kubeconfig {
         path: Option<PathBuf>,
         message: String,
