@@ -7,3 +7,4 @@ pub mod module;
 pub mod oci;
 pub mod output;
 pub mod plugin;
+pub mod mesh;

@@ -1,0 +1,68 @@
+//! The mesh side of a WasmPlugin: which pods it selects (`select`), what their `istio-proxy`
+//! containers say about it (`logline`: Istio's sidecar log format, the lines that concern one
+//! plugin, kwok's CRI log lines), the pods' logs through the API server (`pods`), the checks
+//! behind `deployer status` (`status`), and the sidecar stand-in that plays istio-agent + Envoy
+//! for kwok's fake pods (`sidecar`).
+pub mod logline;
+pub mod plugin;
+pub mod pods;
+pub mod select;
+pub mod sidecar;
+pub mod status;
+
+pub use plugin::Plugin;
+pub use select::{PodView, Selection};
+
+/// The sidecar container Istio injects; `kubectl logs <pod> -c istio-proxy` reads it.
+pub const PROXY_CONTAINER: &str = "istio-proxy";
+/// Per-component Envoy log levels for a pod's sidecar, e.g. `wasm:info`.
+pub const COMPONENT_LOG_LEVEL_ANNOTATION: &str = "sidecar.istio.io/componentLogLevel";
+/// The sidecar's global Envoy log level (default `warning`).
+pub const LOG_LEVEL_ANNOTATION: &str = "sidecar.istio.io/logLevel";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Cluster(Box<crate::cluster::Error>),
+    #[error(
+        "WasmPlugin {namespace}/{name} not found (context {context}); `deployer list -n {namespace}` shows what is there"
+    )]
+    PluginMissing {
+        context: String,
+        namespace: String,
+        name: String,
+    },
+    #[error("pod {namespace}/{pod}: {message}")]
+    PodLogs {
+        namespace: String,
+        pod: String,
+        message: String,
+    },
+    #[error("sidecar stand-in for {namespace}/{pod}: {message}")]
+    StandIn {
+        namespace: String,
+        pod: String,
+        message: String,
+    },
+    #[error(transparent)]
+    Envoy(Box<crate::local::LocalError>),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+// Boxed: the cluster and Envoy errors are large, and most results here are small.
+impl From<crate::cluster::Error> for Error {
+    fn from(err: crate::cluster::Error) -> Self {
+        Error::Cluster(Box::new(err))
+    }
+}
+
+impl From<crate::local::LocalError> for Error {
+    fn from(err: crate::local::LocalError) -> Self {
+        Error::Envoy(Box::new(err))
+    }
+}

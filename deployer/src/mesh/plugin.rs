@@ -1,0 +1,195 @@
+//! A WasmPlugin as read back from a cluster. Lenient on purpose: a reader must cope with
+//! objects written by Istio's own tooling or newer API versions, so unknown fields are ignored
+//! here (unlike `plugin::spec`, which guards what this tool writes).
+use std::collections::BTreeMap;
+
+use kube::api::DynamicObject;
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Plugin {
+    pub namespace: String,
+    pub name: String,
+    pub url: String,
+    /// Hex sha256 from the spec (empty: not pinned by that field).
+    pub sha256: String,
+    /// `None`: no selector at all.
+    pub selector: Option<BTreeMap<String, String>>,
+    /// `Kind/name` of each targetRef (gateways, services): not sidecar selection.
+    pub target_refs: Vec<String>,
+    pub plugin_name: String,
+    /// JSON text handed to the module's on_configure, when set.
+    pub plugin_config: Option<String>,
+    pub phase: String,
+    pub priority: i64,
+    pub fail_strategy: String,
+    pub plugin_type: String,
+    pub pull_policy: String,
+    /// (name, value) of INLINE env vars and names of HOST ones (value `None`).
+    pub env: Vec<(String, Option<String>)>,
+    pub resource_version: String,
+    pub generation: i64,
+    /// The spec exactly as stored, for display.
+    pub spec: Value,
+}
+
+impl Plugin {
+    pub fn from_object(object: &DynamicObject) -> Self {
+        let spec = object.data.get("spec").cloned().unwrap_or(Value::Null);
+        let text = |key: &str| spec[key].as_str().unwrap_or_default().to_string();
+        let selector = spec["selector"].as_object().map(|selector| {
+            selector
+                .get("matchLabels")
+                .and_then(Value::as_object)
+                .map(|labels| {
+                    labels
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        let mut target_refs: Vec<String> = spec["targetRefs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(spec.get("targetRef"))
+            .map(|r| {
+                format!(
+                    "{}/{}",
+                    r["kind"].as_str().unwrap_or("?"),
+                    r["name"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        target_refs.dedup();
+        let plugin_config = spec
+            .get("pluginConfig")
+            .filter(|v| !v.is_null())
+            .map(Value::to_string);
+        let env = spec["vmConfig"]["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                let name = e["name"].as_str().unwrap_or_default().to_string();
+                match e["valueFrom"].as_str() {
+                    Some("HOST") => (name, None),
+                    _ => (
+                        name,
+                        Some(e["value"].as_str().unwrap_or_default().to_string()),
+                    ),
+                }
+            })
+            .collect();
+        let or = |value: String, default: &str| {
+            if value.is_empty() {
+                default.to_string()
+            } else {
+                value
+            }
+        };
+        Plugin {
+            namespace: object.metadata.namespace.clone().unwrap_or_default(),
+            name: object.metadata.name.clone().unwrap_or_default(),
+            url: text("url"),
+            sha256: text("sha256"),
+            selector,
+            target_refs,
+            plugin_name: text("pluginName"),
+            plugin_config,
+            phase: or(text("phase"), "UNSPECIFIED_PHASE"),
+            priority: spec["priority"].as_i64().unwrap_or(0),
+            fail_strategy: or(text("failStrategy"), "FAIL_CLOSE"),
+            plugin_type: or(text("type"), "HTTP"),
+            pull_policy: or(text("imagePullPolicy"), "UNSPECIFIED_POLICY"),
+            env,
+            resource_version: object.metadata.resource_version.clone().unwrap_or_default(),
+            generation: object.metadata.generation.unwrap_or_default(),
+            spec,
+        }
+    }
+
+    /// Envoy's name for the plugin in a sidecar: `<namespace>.<name>` (the first word after
+    /// `wasm log` in its lines).
+    pub fn envoy_name(&self) -> String {
+        format!("{}.{}", self.namespace, self.name)
+    }
+
+    /// The url as Istio reads it: no scheme means oci.
+    pub fn fetch_url(&self) -> String {
+        if self.url.contains("://") {
+            self.url.clone()
+        } else {
+            format!("oci://{}", self.url)
+        }
+    }
+
+    /// The sha256 Istio checks against: the field, else a `@sha256:` digest in an oci url.
+    pub fn expected_sha256(&self) -> Option<String> {
+        if !self.sha256.is_empty() {
+            return Some(self.sha256.to_ascii_lowercase());
+        }
+        let url = self.fetch_url();
+        if url.starts_with("oci://") {
+            return url.split_once("@sha256:").map(|(_, hex)| hex.to_string());
+        }
+        None
+    }
+
+    /// Whether this plugin attaches to pods by labels (selector or nothing) rather than to
+    /// gateways/services through targetRefs.
+    pub fn targets_workloads(&self) -> bool {
+        self.target_refs.is_empty()
+    }
+
+    /// A key that changes whenever what a sidecar would load changes.
+    pub fn fingerprint(&self) -> String {
+        format!("{}/{}@{}", self.namespace, self.name, self.spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(spec: Value) -> DynamicObject {
+        let mut object = DynamicObject::new("ctx", &crate::cluster::wasmplugin::api_resource())
+            .within("demo")
+            .data(serde_json::json!({ "spec": spec }));
+        object.metadata.resource_version = Some("7".into());
+        object
+    }
+
+    #[test]
+    fn reads_the_fields_sidecars_use() {
+        let plugin = Plugin::from_object(&object(serde_json::json!({
+            "url": "localhost:5000/x:v1@sha256:abcd",
+            "selector": {"matchLabels": {"app": "web"}},
+            "pluginName": "root",
+            "pluginConfig": {"a": 1},
+            "vmConfig": {"env": [{"name": "A", "value": "1"}, {"name": "H", "valueFrom": "HOST"}]},
+            "futureField": true
+        })));
+        assert_eq!(plugin.envoy_name(), "demo.ctx");
+        assert_eq!(plugin.fetch_url(), "oci://localhost:5000/x:v1@sha256:abcd");
+        assert_eq!(plugin.expected_sha256().as_deref(), Some("abcd"));
+        assert_eq!(plugin.selector.unwrap()["app"], "web");
+        assert_eq!(plugin.plugin_config.as_deref(), Some(r#"{"a":1}"#));
+        assert_eq!(plugin.fail_strategy, "FAIL_CLOSE");
+        assert_eq!(
+            plugin.env,
+            vec![("A".into(), Some("1".into())), ("H".into(), None)]
+        );
+    }
+
+    #[test]
+    fn the_sha256_field_wins_over_the_url_digest() {
+        let plugin = Plugin::from_object(&object(serde_json::json!({
+            "url": "oci://r/x@sha256:aaaa", "sha256": "BBBB"
+        })));
+        assert_eq!(plugin.expected_sha256().as_deref(), Some("bbbb"));
+        assert!(plugin.selector.is_none());
+        assert!(plugin.targets_workloads());
+    }
+}

@@ -1,0 +1,168 @@
+//! Which pods a WasmPlugin reaches, by Istio's rules for sidecars: `selector.matchLabels` must
+//! all be among the pod's labels; no selector means every pod of the plugin's namespace.
+//! `targetRefs` name gateways and services, which sidecars on plain pods do not model, so a
+//! plugin with targetRefs selects no pod here (and says so).
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::{COMPONENT_LOG_LEVEL_ANNOTATION, LOG_LEVEL_ANNOTATION, PROXY_CONTAINER, Plugin};
+
+/// What matters about a pod for a plugin.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PodView {
+    pub name: String,
+    pub phase: String,
+    pub labels: BTreeMap<String, String>,
+    pub has_proxy: bool,
+    /// `sidecar.istio.io/componentLogLevel`, when set.
+    pub component_log_level: Option<String>,
+    /// `sidecar.istio.io/logLevel`, when set.
+    pub log_level: Option<String>,
+}
+
+impl PodView {
+    pub fn from_pod(pod: &Pod) -> Self {
+        let annotations = pod.metadata.annotations.clone().unwrap_or_default();
+        PodView {
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            phase: pod
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_else(|| "Unknown".into()),
+            labels: pod.metadata.labels.clone().unwrap_or_default(),
+            has_proxy: pod.spec.as_ref().is_some_and(|spec| {
+                spec.containers
+                    .iter()
+                    .chain(spec.init_containers.iter().flatten())
+                    .any(|c| c.name == PROXY_CONTAINER)
+            }),
+            component_log_level: annotations.get(COMPONENT_LOG_LEVEL_ANNOTATION).cloned(),
+            log_level: annotations.get(LOG_LEVEL_ANNOTATION).cloned(),
+        }
+    }
+
+    /// Whether the sidecar prints `wasm` info lines (the level `NewHttpContext` is logged at):
+    /// the wasm component, else the global level, must be info or more verbose. Istio's default
+    /// is warning.
+    pub fn logs_wasm_info(&self) -> bool {
+        let verbose = |level: &str| matches!(level.trim(), "trace" | "debug" | "info");
+        let component = self.component_log_level.as_deref().and_then(|levels| {
+            levels
+                .split(',')
+                .filter_map(|pair| pair.split_once(':'))
+                .find(|(component, _)| component.trim() == "wasm")
+                .map(|(_, level)| verbose(level))
+        });
+        component.unwrap_or_else(|| self.log_level.as_deref().is_some_and(verbose))
+    }
+}
+
+/// The pods a plugin selects, and why the others do not count.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Selection {
+    pub selected: Vec<PodView>,
+    /// Pods of the namespace the selector leaves out (for "selector matches no pod").
+    pub not_selected: usize,
+}
+
+pub fn selects(plugin: &Plugin, labels: &BTreeMap<String, String>) -> bool {
+    if !plugin.targets_workloads() {
+        return false;
+    }
+    match &plugin.selector {
+        None => true,
+        Some(wanted) => wanted.iter().all(|(k, v)| labels.get(k) == Some(v)),
+    }
+}
+
+pub fn select(plugin: &Plugin, pods: &[PodView]) -> Selection {
+    let (selected, others): (Vec<_>, Vec<_>) = pods
+        .iter()
+        .cloned()
+        .partition(|pod| selects(plugin, &pod.labels));
+    Selection {
+        selected,
+        not_selected: others.len(),
+    }
+}
+
+/// `app=web,tier=front`, or `(every pod)` when there is no selector.
+pub fn describe_selector(plugin: &Plugin) -> String {
+    if !plugin.targets_workloads() {
+        return format!("targetRefs {}", plugin.target_refs.join(","));
+    }
+    match &plugin.selector {
+        None => "(none: every pod of the namespace)".into(),
+        Some(labels) if labels.is_empty() => "(empty: every pod of the namespace)".into(),
+        Some(labels) => labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plugin(selector: Option<&[(&str, &str)]>) -> Plugin {
+        let mut spec = serde_json::json!({"url": "oci://r/x:v1"});
+        if let Some(labels) = selector {
+            let labels: serde_json::Map<String, serde_json::Value> = labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+                .collect();
+            spec["selector"] = serde_json::json!({ "matchLabels": labels });
+        }
+        let object =
+            kube::api::DynamicObject::new("p", &crate::cluster::wasmplugin::api_resource())
+                .within("ns")
+                .data(serde_json::json!({ "spec": spec }));
+        Plugin::from_object(&object)
+    }
+
+    fn pod(name: &str, labels: &[(&str, &str)]) -> PodView {
+        PodView {
+            name: name.into(),
+            phase: "Running".into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            has_proxy: true,
+            component_log_level: None,
+            log_level: None,
+        }
+    }
+
+    #[test]
+    fn match_labels_must_all_be_present() {
+        let pods = [
+            pod("a", &[("app", "web"), ("v", "1")]),
+            pod("b", &[("app", "web")]),
+            pod("c", &[("app", "db")]),
+        ];
+        let selection = select(&plugin(Some(&[("app", "web"), ("v", "1")])), &pods);
+        assert_eq!(selection.selected.len(), 1);
+        assert_eq!(selection.selected[0].name, "a");
+        assert_eq!(selection.not_selected, 2);
+        assert_eq!(select(&plugin(None), &pods).selected.len(), 3);
+        assert_eq!(select(&plugin(Some(&[])), &pods).selected.len(), 3);
+    }
+
+    #[test]
+    fn wasm_info_needs_the_annotation_or_a_verbose_global_level() {
+        let mut p = pod("a", &[]);
+        assert!(!p.logs_wasm_info());
+        p.component_log_level = Some("misc:error,wasm:info".into());
+        assert!(p.logs_wasm_info());
+        p.component_log_level = Some("wasm:warning".into());
+        p.log_level = Some("debug".into());
+        assert!(!p.logs_wasm_info(), "the component level wins");
+        p.component_log_level = None;
+        assert!(p.logs_wasm_info());
+    }
+}

@@ -1,0 +1,316 @@
+//! The sidecar stand-in: for one pod of a cluster without a container runtime (kwok's fake
+//! pods), it does what istio-agent and Envoy do in the pod's `istio-proxy` container. It polls
+//! the WasmPlugins that select the pod, fetches their modules by Istio's rules ([`agent`]),
+//! runs a real Envoy with them named the way Istio names them ([`bootstrap`]) on a loopback
+//! port, and writes the container log in Istio's format where kwok serves it ([`logfile`]).
+//! It stands in for Istio on this machine only; a real mesh needs none of it.
+pub mod agent;
+pub mod bootstrap;
+pub mod logfile;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::{Error, Plugin, PodView, logline, select};
+use crate::cluster::{Cluster, ConnectOptions};
+use crate::local::{Event, Launch, Running, tools};
+use bootstrap::Loaded;
+
+/// How long Envoy gets to start with its modules.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long Envoy gets to drain on a reconfiguration or stop before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub connect: ConnectOptions,
+    pub namespace: String,
+    pub pod: String,
+    /// This pod's working directory: the container log, modules, Envoy configs, `state.json`.
+    pub dir: PathBuf,
+    /// Listener port on 127.0.0.1 (0: pick a free one).
+    pub port: u16,
+    /// How often the pod and the WasmPlugins are re-read.
+    pub poll: Duration,
+    pub envoy: Option<PathBuf>,
+}
+
+/// What `state.json` says once Envoy is ready (tests and the demo read it).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct State {
+    pub namespace: String,
+    pub pod: String,
+    /// `http://127.0.0.1:PORT`: send requests here to reach the pod through its sidecar.
+    pub url: String,
+    pub port: u16,
+    /// Envoy's admin (`POST /logging?wasm=info` changes levels like `istioctl proxy-config log`).
+    pub admin: String,
+    /// Bumped on every reconfiguration.
+    pub generation: u64,
+    /// `<ns>.<name>` of each selected plugin with `loaded` or the fetch error.
+    pub plugins: Vec<(String, String)>,
+    pub log_file: PathBuf,
+}
+
+pub fn state_path(dir: &Path) -> PathBuf {
+    dir.join("state.json")
+}
+
+fn standin_error(options: &Options, message: String) -> Error {
+    Error::StandIn {
+        namespace: options.namespace.clone(),
+        pod: options.pod.clone(),
+        message,
+    }
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Io { what, path, source }
+}
+
+/// The pod (None once deleted) and the plugins that select it, in Istio's order.
+async fn desired(
+    cluster: &Cluster,
+    namespace: &str,
+    pod: &str,
+) -> Result<Option<(PodView, Vec<Plugin>)>, Error> {
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
+    let Some(pod) = pods.get_opt(pod).await.map_err(|err| Error::StandIn {
+        namespace: namespace.into(),
+        pod: pod.into(),
+        message: format!("cannot read the pod: {err}"),
+    })?
+    else {
+        return Ok(None);
+    };
+    let view = PodView::from_pod(&pod);
+    let mut plugins: Vec<Plugin> = cluster
+        .list_plugins(Some(namespace))
+        .await?
+        .iter()
+        .map(Plugin::from_object)
+        .filter(|plugin| select::selects(plugin, &view.labels))
+        .collect();
+    plugins.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Some((view, plugins)))
+}
+
+/// Runs until SIGTERM/SIGINT or the pod's deletion; Envoy never outlives it.
+pub async fn run(options: Options) -> Result<(), Error> {
+    std::fs::create_dir_all(&options.dir).map_err(io("cannot create", &options.dir))?;
+    let dir = options
+        .dir
+        .canonicalize()
+        .map_err(io("cannot resolve", &options.dir))?;
+    let tools = tools::find(options.envoy.as_deref(), None)?;
+    let cluster = Cluster::connect(&options.connect).await?;
+    cluster.ensure_crd().await?;
+    let Some((pod, _)) = desired(&cluster, &options.namespace, &options.pod).await? else {
+        return Err(standin_error(
+            &options,
+            "no such pod: start the stand-in for a pod that exists (kubectl get pods)".into(),
+        ));
+    };
+    if !pod.has_proxy {
+        return Err(standin_error(
+            &options,
+            format!(
+                "the pod has no {} container, so no sidecar to stand in for (inject one: label the namespace istio-injection=enabled and recreate the pod)",
+                super::PROXY_CONTAINER
+            ),
+        ));
+    }
+    let port = match options.port {
+        0 => free_port().map_err(io("cannot pick a port on", Path::new("127.0.0.1")))?,
+        port => port,
+    };
+    crate::local::ensure_port_free(port)?;
+    let mut log = logfile::LogFile::open(&dir.join("istio-proxy.log"))?;
+    logfile::publish(
+        &cluster.client,
+        &options.namespace,
+        &options.pod,
+        log.path(),
+    )
+    .await?;
+    // Read once, like the real sidecar: log levels come from the pod at start.
+    let log_level = pod.log_level.clone().unwrap_or_else(|| "warning".into());
+    let component_level = pod
+        .component_log_level
+        .clone()
+        .unwrap_or_else(|| "misc:error".into());
+    log.agent(
+        "info",
+        "standin",
+        &format!(
+            "sidecar stand-in (istio-agent + Envoy) for {}/{}: inbound 127.0.0.1:{port}, log level {log_level}, component levels {component_level}",
+            options.namespace, options.pod
+        ),
+    );
+
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(io("cannot watch", Path::new("SIGTERM")))?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(io("cannot watch", Path::new("SIGINT")))?;
+    let mut ticker = tokio::time::interval(options.poll);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut envoy: Option<Running> = None;
+    let mut applied: Option<String> = None;
+    let mut generation = 0u64;
+    let mut reported_poll_error = false;
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => {
+                log.agent("info", "standin", "received SIGTERM: stopping Envoy");
+                break;
+            }
+            _ = interrupt.recv() => {
+                log.agent("info", "standin", "received SIGINT: stopping Envoy");
+                break;
+            }
+            event = next_event(&mut envoy) => match event {
+                Event::Line(line) => log.write(&line.text),
+                Event::Ready { .. } => {}
+                Event::Failed(err) => {
+                    envoy = None;
+                    log.agent("error", "envoy", &format!("Envoy exited: {err}"));
+                }
+            },
+            _ = ticker.tick() => {
+                let (_pod, plugins) = match desired(&cluster, &options.namespace, &options.pod).await {
+                    Ok(Some(found)) => found,
+                    Ok(None) => {
+                        log.agent("info", "standin", "pod deleted: stopping");
+                        break;
+                    }
+                    Err(err) => {
+                        if !reported_poll_error {
+                            eprintln!("warning: {err} (retrying)");
+                            reported_poll_error = true;
+                        }
+                        continue;
+                    }
+                };
+                reported_poll_error = false;
+                let key: String = plugins.iter().map(Plugin::fingerprint).collect::<Vec<_>>().join("\n");
+                if applied.as_ref() == Some(&key) {
+                    continue;
+                }
+                applied = Some(key);
+                generation += 1;
+                if let Some(old) = envoy.take() {
+                    old.stop(STOP_GRACE).await?;
+                }
+                let mut loaded = Vec::new();
+                for plugin in plugins {
+                    let module = agent::fetch(&plugin, &dir.join("modules")).await;
+                    if let Err(reason) = &module {
+                        log.agent("error", "wasm", &logline::fetch_error(&plugin.fetch_url(), reason));
+                    }
+                    loaded.push(Loaded { plugin, module });
+                }
+                let loaded = bootstrap::ordered(loaded);
+                let config = dir.join(format!("envoy-{generation}.yaml"));
+                let rendered = serde_yaml::to_string(&bootstrap::render(port, &loaded))
+                    .map_err(|err| standin_error(&options, format!("cannot render the Envoy config: {err}")))?;
+                std::fs::write(&config, rendered).map_err(io("cannot write", &config))?;
+                let admin_file = dir.join("admin-address");
+                let _ = std::fs::remove_file(&admin_file);
+                let launch = Launch {
+                    program: tools.envoy.clone(),
+                    args: vec![
+                        "-c".into(),
+                        config.clone().into(),
+                        "--disable-hot-restart".into(),
+                        "--concurrency".into(),
+                        "1".into(),
+                        "--admin-address-path".into(),
+                        admin_file.clone().into(),
+                        "--log-format".into(),
+                        logline::ENVOY_LOG_FORMAT.into(),
+                        "--log-level".into(),
+                        log_level.clone().into(),
+                        "--component-log-level".into(),
+                        component_level.clone().into(),
+                    ],
+                    env: Vec::new(),
+                    via_func_e: false,
+                };
+                let mut running = Running::start(&launch, admin_file, port, READY_TIMEOUT)?;
+                let admin = loop {
+                    match running.next().await {
+                        Event::Line(line) => log.write(&line.text),
+                        Event::Ready { admin } => break Some(admin),
+                        Event::Failed(err) => {
+                            log.agent("error", "envoy", &format!("Envoy did not start: {err}"));
+                            break None;
+                        }
+                    }
+                };
+                let Some(admin) = admin else { continue };
+                envoy = Some(running);
+                let state = State {
+                    namespace: options.namespace.clone(),
+                    pod: options.pod.clone(),
+                    url: format!("http://127.0.0.1:{port}"),
+                    port,
+                    admin: format!("http://{admin}"),
+                    generation,
+                    plugins: loaded
+                        .iter()
+                        .map(|l| {
+                            let status = match &l.module {
+                                Ok(_) => "loaded".to_string(),
+                                Err(reason) => format!("fetch failed: {reason}"),
+                            };
+                            (l.plugin.envoy_name(), status)
+                        })
+                        .collect(),
+                    log_file: log.path().to_path_buf(),
+                };
+                write_state(&dir, &state)?;
+                println!(
+                    "ready {}/{} {} generation {} plugins [{}]",
+                    state.namespace,
+                    state.pod,
+                    state.url,
+                    state.generation,
+                    state.plugins.iter().map(|(name, status)| format!("{name}: {status}")).collect::<Vec<_>>().join(", ")
+                );
+            }
+        }
+    }
+    if let Some(running) = envoy.take() {
+        running.stop(STOP_GRACE).await?;
+    }
+    let _ = std::fs::remove_file(state_path(&dir));
+    Ok(())
+}
+
+/// The next event of a running Envoy; never resolves when there is none.
+async fn next_event(envoy: &mut Option<Running>) -> Event {
+    match envoy {
+        Some(running) => running.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn write_state(dir: &Path, state: &State) -> Result<(), Error> {
+    let path = state_path(dir);
+    let tmp = dir.join("state.json.tmp");
+    let text = serde_json::to_string_pretty(state).unwrap_or_default();
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(io("cannot write", &path))
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}

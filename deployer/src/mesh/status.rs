@@ -1,0 +1,248 @@
+//! The checks behind `deployer status`: the plugin as stored, its image (reachable, loadable
+//! by Istio, matching the pinned sha256), the pods it selects, and the last thing each pod's
+//! sidecar said about it. Every failed check becomes a problem; none means all is well.
+use futures::AsyncReadExt;
+
+use super::logline::{self, Kind};
+use super::pods::{self, LogWindow};
+use super::{Plugin, PodView, select};
+use crate::cluster::Cluster;
+use crate::oci::{self, ImageRef, Verdict};
+
+/// How far back a pod's log is searched for the latest line about the plugin.
+const SEARCH_LINES: i64 = 2000;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub context: String,
+    pub plugin: Plugin,
+    pub selector: String,
+    pub image: ImageCheck,
+    pub pods: Vec<PodCheck>,
+    /// Pods of the namespace the selector leaves out.
+    pub pods_not_selected: usize,
+    /// What is wrong, each with what to do. Empty: all is well.
+    pub problems: Vec<String>,
+    /// Worth knowing, not wrong.
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    pub fn healthy(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ImageCheck {
+    pub url: String,
+    pub reachable: Option<bool>,
+    /// How Istio would load it, or why it would not.
+    pub layout: Option<String>,
+    pub istio_compatible: Option<bool>,
+    /// `sha256:<hex>` of the manifest (oci) the registry serves now.
+    pub digest: Option<String>,
+    /// The sha256 the plugin pins (field, or the url's digest), hex.
+    pub pinned: Option<String>,
+    pub matches_pin: Option<bool>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PodCheck {
+    #[serde(flatten)]
+    pub pod: PodView,
+    pub wasm_info_logged: bool,
+    /// The latest line about the plugin in the pod's istio-proxy log.
+    pub latest: Option<Latest>,
+    pub log_error: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Latest {
+    pub kind: Kind,
+    pub line: String,
+}
+
+pub async fn check_image(plugin: &Plugin, options: &oci::Options) -> ImageCheck {
+    let url = plugin.fetch_url();
+    let mut check = ImageCheck {
+        url: url.clone(),
+        pinned: plugin.expected_sha256(),
+        ..ImageCheck::default()
+    };
+    if !url.starts_with("oci://") {
+        check.error = Some(format!(
+            "only oci:// images are checked here; Istio fetches {url} itself"
+        ));
+        return check;
+    }
+    let fetched = match ImageRef::parse(&url) {
+        Ok(reference) => oci::fetch(&reference, options).await,
+        Err(err) => Err(err),
+    };
+    match fetched {
+        Err(err) => {
+            check.reachable = Some(false);
+            check.error = Some(err.to_string());
+        }
+        Ok(fetched) => {
+            check.reachable = Some(true);
+            let hex = fetched
+                .manifest_digest
+                .strip_prefix("sha256:")
+                .unwrap_or(&fetched.manifest_digest)
+                .to_string();
+            check.digest = Some(fetched.manifest_digest.clone());
+            match &fetched.verdict {
+                Verdict::Compatible(layout) => {
+                    check.istio_compatible = Some(true);
+                    check.layout = Some(layout.to_string());
+                }
+                Verdict::Rejected(reason) => {
+                    check.istio_compatible = Some(false);
+                    check.layout = Some(reason.clone());
+                }
+            }
+            check.matches_pin = check.pinned.as_ref().map(|pinned| *pinned == hex);
+        }
+    }
+    check
+}
+
+/// The latest line about the plugin in the pod's sidecar log.
+pub async fn latest_line(
+    cluster: &Cluster,
+    plugin: &Plugin,
+    pod: &str,
+) -> Result<Option<Latest>, String> {
+    let window = LogWindow {
+        tail_lines: Some(SEARCH_LINES),
+        ..LogWindow::default()
+    };
+    let read = async {
+        let mut stream = pods::proxy_log(&cluster.client, &plugin.namespace, pod, &window)
+            .await
+            .map_err(|err| err.to_string())?;
+        let mut text = String::new();
+        stream
+            .read_to_string(&mut text)
+            .await
+            .map_err(|err| format!("reading the istio-proxy log: {err}"))?;
+        Ok::<_, String>(text)
+    };
+    let text = tokio::time::timeout(crate::cluster::connect::REQUEST_TIMEOUT, read)
+        .await
+        .map_err(|_| "no answer reading the istio-proxy log".to_string())??;
+    let name = plugin.envoy_name();
+    let url = plugin.fetch_url();
+    Ok(text.lines().rev().find_map(|line| {
+        logline::classify(line, &name, &url).map(|kind| Latest {
+            kind,
+            line: line.to_string(),
+        })
+    }))
+}
+
+pub async fn report(cluster: &Cluster, plugin: Plugin, options: &oci::Options) -> Report {
+    let mut problems = Vec::new();
+    let mut notes = Vec::new();
+    let image = check_image(&plugin, options).await;
+    if let Some(error) = &image.error {
+        if image.reachable == Some(false) {
+            problems.push(format!("image {}: {error}", image.url));
+        } else {
+            notes.push(error.clone());
+        }
+    }
+    if image.istio_compatible == Some(false) {
+        problems.push(format!(
+            "image {} is not loadable by Istio: {}; re-push it with `deployer push`",
+            image.url,
+            image.layout.clone().unwrap_or_default()
+        ));
+    }
+    if image.matches_pin == Some(false) {
+        problems.push(format!(
+            "checksum mismatch: the WasmPlugin pins sha256 {} but {} has manifest digest {} (Istio compares sha256 with the manifest digest, and the sidecars refuse the module); re-apply with `deployer apply` to pin the image as it is now",
+            image.pinned.clone().unwrap_or_default(),
+            image.url,
+            image.digest.clone().unwrap_or_default()
+        ));
+    }
+    let selector = select::describe_selector(&plugin);
+    let (selected, not_selected) = if plugin.targets_workloads() {
+        match pods::list_pods(cluster, &plugin.namespace).await {
+            Ok(all) => {
+                let selection = select::select(&plugin, &all);
+                (selection.selected, selection.not_selected)
+            }
+            Err(err) => {
+                problems.push(format!("cannot list the pods: {err}"));
+                (Vec::new(), 0)
+            }
+        }
+    } else {
+        notes.push(format!(
+            "attached through {selector}: gateways and services, not sidecar pods; their pods are not checked here"
+        ));
+        (Vec::new(), 0)
+    };
+    if plugin.targets_workloads() && selected.is_empty() && problems.is_empty() {
+        problems.push(format!(
+            "no pod in namespace {} matches selector {selector} ({not_selected} pod(s) there); fix the selector (deployer apply --selector) or the pods' labels",
+            plugin.namespace
+        ));
+    }
+    let mut checks = Vec::new();
+    for pod in selected {
+        let mut check = PodCheck {
+            wasm_info_logged: pod.logs_wasm_info(),
+            pod,
+            latest: None,
+            log_error: None,
+        };
+        if !check.pod.has_proxy {
+            problems.push(format!(
+                "pod {} has no istio-proxy container: it is not in the mesh, so the plugin does not run there (label the namespace istio-injection=enabled and restart the pod)",
+                check.pod.name
+            ));
+        } else if check.pod.phase != "Running" {
+            problems.push(format!(
+                "pod {} is {}, not Running",
+                check.pod.name, check.pod.phase
+            ));
+        } else {
+            match latest_line(cluster, &plugin, &check.pod.name).await {
+                Ok(latest) => check.latest = latest,
+                Err(err) => check.log_error = Some(err),
+            }
+            match &check.latest {
+                Some(Latest {
+                    kind: Kind::FetchError,
+                    line,
+                }) => problems.push(format!(
+                    "pod {}: the sidecar could not fetch the module: {}",
+                    check.pod.name,
+                    line.split(logline::FETCH_ERROR_PREFIX).nth(1).unwrap_or(line)
+                )),
+                None if !check.wasm_info_logged => notes.push(format!(
+                    "pod {}: no wasm log line seen; its sidecar logs wasm below info (add the pod annotation sidecar.istio.io/componentLogLevel: wasm:info, or `istioctl proxy-config log {} --level wasm:info`)",
+                    check.pod.name, check.pod.name
+                )),
+                _ => {}
+            }
+        }
+        checks.push(check);
+    }
+    Report {
+        context: cluster.context.clone(),
+        plugin,
+        selector,
+        image,
+        pods: checks,
+        pods_not_selected: not_selected,
+        problems,
+        notes,
+    }
+}
