@@ -755,3 +755,95 @@ fn istio_rejected_layout_is_reported_and_not_pulled() {
         result.stdout
     );
 }
+
+#[test]
+fn bearer_token_registry_with_basic_credentials_and_identity_tokens() {
+    let repository = "tok/logger";
+    let token = support::registry::TokenRegistry::start(
+        repository,
+        "carol",
+        "token-pass",
+        "refresh-abc123",
+    );
+    let workspace = Workspace::new();
+    let module = workspace.module();
+    let module_arg = module.to_str().unwrap();
+    let reference = format!("{}/{repository}:v1", token.registry.address());
+
+    // Basic credentials traded for a bearer token at the challenge's realm (Docker's flow).
+    let pushed = push_json(
+        &workspace,
+        &[
+            module_arg,
+            &reference,
+            "--plain-http",
+            "--username",
+            "carol",
+            "--password-stdin",
+        ],
+        Some("token-pass"),
+    );
+    assert!(pushed["digest"].as_str().unwrap().starts_with("sha256:"));
+
+    // An identity token from the docker config, traded as an OAuth2 refresh token.
+    std::fs::write(
+        workspace.path("docker/config.json"),
+        serde_json::json!({ "auths": { token.registry.address(): { "identitytoken": "refresh-abc123" } } }).to_string(),
+    )
+    .unwrap();
+    let out = workspace.path("pulled.wasm");
+    let mut pull = workspace.deployer();
+    pull.args([
+        "pull",
+        &reference,
+        "-o",
+        out.to_str().unwrap(),
+        "--plain-http",
+    ]);
+    let result = run(pull);
+    assert!(
+        result.ok,
+        "pull with an identity token failed:\n{}",
+        result.stderr
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), module_bytes());
+    let again = push_json(&workspace, &[module_arg, &reference, "--plain-http"], None);
+    assert_eq!(again["uploaded_blobs"], 0);
+
+    // A wrong identity token: 401 naming its source, not its value.
+    std::fs::write(
+        workspace.path("docker/config.json"),
+        serde_json::json!({ "auths": { token.registry.address(): { "identitytoken": "refresh-WRONG-999" } } }).to_string(),
+    )
+    .unwrap();
+    let mut push = workspace.deployer();
+    push.args(["push", module_arg, &reference, "--plain-http"]);
+    let result = run(push);
+    assert!(!result.ok);
+    assert!(
+        result.stderr.contains("401") && result.stderr.contains("identity token"),
+        "{}",
+        result.stderr
+    );
+    assert!(!result.stderr.contains("refresh-WRONG-999"));
+
+    // Wrong password through the bearer flow: 401 too.
+    let mut push = workspace.deployer();
+    push.args([
+        "push",
+        module_arg,
+        &reference,
+        "--plain-http",
+        "--username",
+        "carol",
+        "--password-stdin",
+    ])
+    .write_stdin("nope-nope");
+    let result = run(push);
+    assert!(!result.ok);
+    assert!(
+        result.stderr.contains("401") && !result.stderr.contains("nope-nope"),
+        "{}",
+        result.stderr
+    );
+}

@@ -40,7 +40,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reference = ImageRef::parse(reference)?;
     let file = match file {
         Some(file) => file,
-        None => default_module()?,
+        None => default_module().await?,
     };
     let module =
         std::fs::read(&file).with_context(|| format!("cannot read module {}", file.display()))?;
@@ -123,17 +123,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The filter `deployer build` produces, when no FILE is given.
-fn default_module() -> anyhow::Result<PathBuf> {
-    let candidates = [
-        "target/wasm32-wasip1/wasm-release/context_logger.wasm",
-        "target/wasm32-wasip1/release/context_logger.wasm",
-    ];
-    candidates
-        .iter()
-        .map(PathBuf::from)
-        .find(|path| path.is_file())
-        .context("no FILE.wasm given and no built filter found: run `deployer build` first, or pass the module path")
+/// No FILE: build the crate around the current directory (the bundled filter by default)
+/// exactly as `deployer build` does, and push what it produced.
+async fn default_module() -> anyhow::Result<PathBuf> {
+    eprintln!("no FILE.wasm given: building the filter first (as `deployer build`)");
+    let request = deployer::build::Request {
+        quiet: true,
+        ..Default::default()
+    };
+    let built = tokio::task::spawn_blocking(move || deployer::build::build(&request))
+        .await
+        .context("build task panicked")?
+        .context("cannot build the default module: pass FILE.wasm, or fix the build")?;
+    Ok(built.module)
 }
 
 /// A git fact about the module's directory, if it is in a repository.

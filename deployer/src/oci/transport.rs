@@ -64,6 +64,8 @@ impl RetryPolicy {
 /// A client bound to one repository, authenticated for one operation.
 pub struct Session {
     client: Client,
+    /// Plain reqwest client with the same TLS settings, for what oci-client does not do.
+    http: reqwest::Client,
     reference: ImageRef,
     auth: RegistryAuth,
     resolved: Resolved,
@@ -104,32 +106,78 @@ impl Session {
             path: ca_path.clone(),
             message: chain(&err),
         })?;
+        let http = http_client(&options.transport)?;
         let mut session = Self {
             client,
+            http,
             reference: reference.clone(),
             auth: RegistryAuth::Anonymous,
             resolved,
             options: options.clone(),
         };
+        // One probe of /v2/ tells whether the registry wants a token flow at all.
+        let challenge = session.probe().await?;
         session.auth = match session.resolved.credentials.clone() {
             Credentials::Anonymous => RegistryAuth::Anonymous,
             Credentials::Basic { username, password } => {
                 RegistryAuth::Basic(username, password.expose().to_string())
             }
             Credentials::RegistryToken(token) => RegistryAuth::Bearer(token.expose().to_string()),
-            Credentials::IdentityToken(token) => RegistryAuth::Bearer(
-                session
-                    .exchange_identity_token(&token, operation)
-                    .await?
-                    .expose()
-                    .to_string(),
-            ),
+            Credentials::IdentityToken(token) => {
+                let challenge = challenge.as_deref().and_then(parse_bearer_challenge);
+                let access = session
+                    .exchange_identity_token(&token, challenge, operation)
+                    .await?;
+                RegistryAuth::Bearer(access.expose().to_string())
+            }
         };
-        let (client, auth, image) = (&session.client, &session.auth, session.reference.inner());
-        session
-            .retry(|| client.auth(image, auth, operation))
-            .await?;
+        let bearer = challenge.as_deref().is_some_and(|header| {
+            header
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("bearer")
+        });
+        // oci-client re-probes /v2/ before every request of an anonymous session it was told
+        // about; without a bearer challenge there is no token to get, so it is not told (a
+        // registry that wants basic auth then answers 401, reported as such).
+        if !matches!(session.auth, RegistryAuth::Anonymous) || bearer {
+            let (client, auth, image) = (&session.client, &session.auth, session.reference.inner());
+            session
+                .retry(|| client.auth(image, auth, operation))
+                .await?;
+        }
         Ok(session)
+    }
+
+    /// `GET /v2/`: reachability, TLS, and the auth challenge (`WWW-Authenticate`), if any.
+    async fn probe(&self) -> Result<Option<String>, Error> {
+        let scheme = if self.options.transport.plain_http {
+            "http"
+        } else {
+            "https"
+        };
+        let url = format!("{scheme}://{}/v2/", self.reference.registry());
+        let http = &self.http;
+        let response = self
+            .retry(|| async {
+                let response = http.get(&url).send().await?;
+                let status = response.status().as_u16();
+                if status >= 500 || status == 429 {
+                    let message = response.text().await.unwrap_or_default();
+                    return Err(OciDistributionError::ServerError {
+                        code: status,
+                        url: url.clone(),
+                        message,
+                    });
+                }
+                Ok(response)
+            })
+            .await?;
+        Ok(response
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string))
     }
 
     pub fn reference(&self) -> &ImageRef {
@@ -303,52 +351,21 @@ impl Session {
     async fn exchange_identity_token(
         &self,
         token: &Secret,
+        challenge: Option<(String, Option<String>)>,
         operation: RegistryOperation,
     ) -> Result<Secret, Error> {
         let registry = self.reference.registry().to_string();
-        let scheme = if self.options.transport.plain_http {
-            "http"
-        } else {
-            "https"
-        };
-        let mut builder =
-            reqwest::Client::builder().danger_accept_invalid_certs(self.options.transport.insecure);
-        if let Some(path) = &self.options.transport.ca_file {
-            let pem = std::fs::read(path).map_err(|err| Error::CaFile {
-                path: path.clone(),
-                message: err.to_string(),
-            })?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| Error::CaFile {
-                    path: path.clone(),
-                    message: chain(&err),
-                })?;
-            builder = builder.tls_certs_merge(certs);
-        }
-        let http = builder.build().map_err(|err| Error::Protocol {
-            registry: registry.clone(),
-            message: chain(&err),
-        })?;
+        let http = &self.http;
         let unreachable = |err: reqwest::Error| Error::Unreachable {
             registry: registry.clone(),
             attempts: 1,
             message: chain(&err),
             hint: String::new(),
         };
-        let probe = http
-            .get(format!("{scheme}://{registry}/v2/"))
-            .send()
-            .await
-            .map_err(unreachable)?;
-        let challenge = probe
-            .headers()
-            .get(reqwest::header::WWW_AUTHENTICATE)
-            .and_then(|value| value.to_str().ok())
-            .and_then(parse_bearer_challenge)
-            .ok_or_else(|| Error::Protocol {
-                registry: registry.clone(),
-                message: "an identity token needs a registry with bearer-token auth, and it sent no Bearer challenge".into(),
-            })?;
+        let challenge = challenge.ok_or_else(|| Error::Protocol {
+            registry: registry.clone(),
+            message: "an identity token needs a registry with bearer-token auth, and it sent no Bearer challenge".into(),
+        })?;
         let actions = match operation {
             RegistryOperation::Pull => "pull",
             RegistryOperation::Push => "pull,push",
@@ -414,6 +431,28 @@ fn ca_certificates(transport: &Transport) -> Result<Vec<Certificate>, Error> {
         encoding: CertificateEncoding::Pem,
         data,
     }])
+}
+
+fn http_client(transport: &Transport) -> Result<reqwest::Client, Error> {
+    let mut builder = reqwest::Client::builder()
+        .danger_accept_invalid_certs(transport.insecure)
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("deployer/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = &transport.ca_file {
+        let pem = std::fs::read(path).map_err(|err| Error::CaFile {
+            path: path.clone(),
+            message: err.to_string(),
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| Error::CaFile {
+            path: path.clone(),
+            message: chain(&err),
+        })?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder.build().map_err(|err| Error::CaFile {
+        path: transport.ca_file.clone().unwrap_or_default(),
+        message: chain(&err),
+    })
 }
 
 /// `Bearer realm="...",service="..."` -> (realm, service).

@@ -265,3 +265,240 @@ fn make_htpasswd(dir: &Path, user: &str, password: &str) -> PathBuf {
     std::fs::write(&path, entry).expect("write htpasswd");
     path
 }
+
+/// A registry behind bearer-token auth (distribution's `auth.token`), with a small token
+/// service on another port that signs real ES256 JWTs (x5c chain to the registry's trusted
+/// root, made with openssl). It grants `pull,push` on `repository` to either basic credentials
+/// `(user, password)` (GET, Docker's token flow) or the OAuth2 refresh token `identity_token`
+/// (POST, `grant_type=refresh_token`), and answers 401 to anything else.
+pub struct TokenRegistry {
+    pub registry: Registry,
+    pub token_port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    server: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TokenRegistry {
+    pub fn start(repository: &str, user: &str, password: &str, identity_token: &str) -> Self {
+        let binary = tools::require("docker-registry");
+        let dir = tempfile::tempdir().expect("temp dir for the registry");
+        let port = tools::free_port();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the token service");
+        let token_port = listener.local_addr().expect("token service address").port();
+        let service = "deployer-test-registry";
+        let issuer = "deployer-test-issuer";
+
+        run(
+            dir.path(),
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "token.key",
+                "-out",
+                "token.crt",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=deployer test token signer",
+            ],
+        );
+        let jwt = sign_jwt(dir.path(), issuer, service, repository);
+
+        std::fs::write(
+            dir.path().join("config.yml"),
+            format!(
+                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n\
+                 storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n\
+                 http:\n  addr: 127.0.0.1:{port}\n\
+                 auth:\n  token:\n    realm: http://127.0.0.1:{token_port}/token\n    service: {service}\n\
+                 \x20   issuer: {issuer}\n    rootcertbundle: {root}\n",
+                data = dir.path().join("data").display(),
+                root = dir.path().join("token.crt").display(),
+            ),
+        )
+        .expect("write registry config");
+        let log =
+            std::fs::File::create(dir.path().join("registry.log")).expect("registry log file");
+        let child = Command::new(binary)
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start docker-registry");
+        let mut registry = Registry {
+            child,
+            dir,
+            port,
+            ca: None,
+            credentials: Some((user.into(), password.into())),
+        };
+        registry.wait_ready();
+
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let basic = {
+            use base64::Engine;
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+            )
+        };
+        let refresh = format!("refresh_token={identity_token}");
+        let server = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                for stream in listener.incoming() {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(mut stream) = stream else { continue };
+                    let (head, body) = read_request(&mut stream);
+                    let authorized = if head.starts_with("POST ") {
+                        body.split('&').any(|pair| pair == refresh)
+                            && body.contains("grant_type=refresh_token")
+                    } else {
+                        head.lines().any(|line| {
+                            line.split_once(':').is_some_and(|(name, value)| {
+                                name.eq_ignore_ascii_case("authorization") && value.trim() == basic
+                            })
+                        })
+                    };
+                    let (status, reply) = if authorized {
+                        (
+                            "200 OK",
+                            format!(
+                                r#"{{"token":"{jwt}","access_token":"{jwt}","expires_in":3600}}"#
+                            ),
+                        )
+                    } else {
+                        (
+                            "401 Unauthorized",
+                            r#"{"details":"bad credentials"}"#.to_string(),
+                        )
+                    };
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                        reply.len()
+                    );
+                }
+            }
+        });
+        TokenRegistry {
+            registry,
+            token_port,
+            stop,
+            server: Some(server),
+        }
+    }
+}
+
+impl Drop for TokenRegistry {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.token_port));
+        if let Some(server) = self.server.take() {
+            let _ = server.join();
+        }
+    }
+}
+
+fn read_request(stream: &mut TcpStream) -> (String, String) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        data.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&data).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if body.len() >= length {
+                return (head.to_string(), body.to_string());
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&data).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.to_string(), body.to_string())
+}
+
+/// An ES256 JWT in the shape distribution's token auth verifies: x5c header with the signing
+/// certificate (trusted through rootcertbundle), issuer, audience, validity, and access claims.
+fn sign_jwt(dir: &Path, issuer: &str, service: &str, repository: &str) -> String {
+    use base64::Engine;
+    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let std_b64 = base64::engine::general_purpose::STANDARD;
+    let der = run(
+        dir,
+        "openssl",
+        &["x509", "-in", "token.crt", "-outform", "DER"],
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let header = serde_json::json!({ "typ": "JWT", "alg": "ES256", "x5c": [std_b64.encode(der)] });
+    let claims = serde_json::json!({
+        "iss": issuer, "sub": "deployer-test", "aud": service,
+        "exp": now + 3600, "nbf": now - 60, "iat": now - 60, "jti": format!("jti-{now}"),
+        "access": [{ "type": "repository", "name": repository, "actions": ["pull", "push"] }],
+    });
+    let signing_input = format!(
+        "{}.{}",
+        url.encode(header.to_string()),
+        url.encode(claims.to_string())
+    );
+    std::fs::write(dir.join("jwt.in"), &signing_input).expect("write signing input");
+    let der_signature = run(
+        dir,
+        "openssl",
+        &["dgst", "-sha256", "-sign", "token.key", "jwt.in"],
+    );
+    format!(
+        "{signing_input}.{}",
+        url.encode(ecdsa_der_to_raw(&der_signature))
+    )
+}
+
+/// JWS wants ES256 signatures as r||s (32 bytes each); openssl writes DER SEQUENCE{r, s}.
+fn ecdsa_der_to_raw(der: &[u8]) -> Vec<u8> {
+    assert_eq!(der[0], 0x30, "DER sequence");
+    let mut at = if der[1] & 0x80 != 0 {
+        2 + (der[1] & 0x7f) as usize
+    } else {
+        2
+    };
+    let mut raw = Vec::with_capacity(64);
+    for _ in 0..2 {
+        assert_eq!(der[at], 0x02, "DER integer");
+        let len = der[at + 1] as usize;
+        let int = &der[at + 2..at + 2 + len];
+        let int = if int.len() > 32 {
+            &int[int.len() - 32..]
+        } else {
+            int
+        };
+        raw.extend(std::iter::repeat_n(0u8, 32 - int.len()));
+        raw.extend_from_slice(int);
+        at += 2 + len;
+    }
+    raw
+}
