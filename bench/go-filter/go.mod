@@ -1,0 +1,3 @@
+module contextlogger/bench/gofilter
+
+go 1.24

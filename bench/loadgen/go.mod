@@ -1,0 +1,3 @@
+module contextlogger/bench/loadgen
+
+go 1.24
