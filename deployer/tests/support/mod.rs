@@ -5,6 +5,7 @@
 pub mod envoy;
 pub mod helm;
 pub mod registry;
+pub mod sidecar;
 pub mod stack;
 pub mod tools;
 pub mod wasm;

@@ -1,0 +1,423 @@
+//! `deployer logs` and `deployer status` against the real stack: a real kube-apiserver, kwok
+//! pods, the real registry, and the sidecar stand-in running a real Envoy with the filter
+//! pulled by Istio's rules. Each test has its own namespace and image repository; stand-ins
+//! stop on drop.
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use support::sidecar::{PodSpec, StandIn, create_pod};
+use support::stack::{Namespace, Stack, kubectl_ok, stack};
+use support::tools;
+
+const PLUGIN: &str = "ctx";
+const ROOT_ID: &str = "context_logger";
+
+fn deployer(stack: &Stack) -> assert_cmd::Command {
+    let mut command = tools::deployer();
+    command.envs(stack.env());
+    command
+}
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Pushes the filter to a repository of the test's own and returns the tagged reference.
+fn push_filter(stack: &Stack, ns: &Namespace<'_>) -> String {
+    let image = format!("{}/{}/ctx:v1", stack.registry, ns.name);
+    let output = deployer(stack)
+        .arg("push")
+        .arg(support::wasm::filter_module())
+        .arg(&image)
+        .arg("--plain-http")
+        .output()
+        .expect("run deployer push");
+    assert!(output.status.success(), "push: {:?}", text(&output));
+    image
+}
+
+fn apply(stack: &Stack, ns: &Namespace<'_>, image: &str, extra: &[&str]) {
+    let output = deployer(stack)
+        .args([
+            "apply",
+            PLUGIN,
+            "-n",
+            &ns.name,
+            "--image",
+            image,
+            "--plain-http",
+        ])
+        .args(["--plugin-name", ROOT_ID])
+        .args(extra)
+        .output()
+        .expect("run deployer apply");
+    assert!(output.status.success(), "apply: {:?}", text(&output));
+}
+
+fn meshed_pod<'a>(name: &'a str) -> PodSpec<'a> {
+    PodSpec {
+        name,
+        labels: &[("app", "web")],
+        wasm_info: true,
+        sidecar: true,
+    }
+}
+
+fn logs(stack: &Stack, ns: &Namespace<'_>, extra: &[&str]) -> Output {
+    deployer(stack)
+        .args(["logs", PLUGIN, "-n", &ns.name])
+        .args(extra)
+        .output()
+        .expect("run deployer logs")
+}
+
+fn status(stack: &Stack, ns: &Namespace<'_>, extra: &[&str]) -> Output {
+    deployer(stack)
+        .args(["status", PLUGIN, "-n", &ns.name, "--plain-http"])
+        .args(extra)
+        .output()
+        .expect("run deployer status")
+}
+
+/// Polls `probe` until it returns Some (30 s at most); the panic shows the last attempt.
+fn eventually<T>(what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(last) if Instant::now() > deadline => panic!("{what}: not after 30s; last: {last}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+fn new_http_context_lines<'a>(stdout: &'a str, pod: &str) -> Vec<&'a str> {
+    let prefix = format!("[pod/{pod}/istio-proxy] ");
+    stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix(prefix.as_str()))
+        .filter(|line| line.contains("NewHttpContext"))
+        .collect()
+}
+
+/// Istio's sidecar format: `<RFC3339 time>\tinfo\tenvoy wasm <file:line>\twasm log <ns>.<name> <root_id>: NewHttpContext\tthread=N`.
+fn assert_istio_format(line: &str, ns: &str) {
+    let fields: Vec<&str> = line.split('\t').collect();
+    assert_eq!(fields.len(), 5, "{line:?}");
+    assert!(
+        fields[0].ends_with('Z') && fields[0].contains('T'),
+        "{line:?}"
+    );
+    assert_eq!(fields[1], "info", "{line:?}");
+    assert!(
+        fields[2].starts_with("envoy wasm ") && fields[2].contains(".cc:"),
+        "{line:?}"
+    );
+    assert_eq!(
+        fields[3],
+        format!("wasm log {ns}.{PLUGIN} {ROOT_ID}: NewHttpContext"),
+        "{line:?}"
+    );
+    assert!(fields[4].starts_with("thread="), "{line:?}");
+}
+
+#[test]
+fn logs_show_one_new_http_context_per_request_prefixed_by_pod_and_kubectl_logs_agrees() {
+    let stack = stack();
+    let ns = stack.namespace("mesh-logs");
+    let image = push_filter(stack, &ns);
+    apply(stack, &ns, &image, &["--selector", "app=web"]);
+    create_pod(&ns, &meshed_pod("web-a"));
+    create_pod(&ns, &meshed_pod("web-b"));
+    create_pod(
+        &ns,
+        &PodSpec {
+            name: "db",
+            labels: &[("app", "db")],
+            wasm_info: true,
+            sidecar: true,
+        },
+    );
+    let a = StandIn::start(stack, &ns.name, "web-a");
+    let b = StandIn::start(stack, &ns.name, "web-b");
+    for _ in 0..3 {
+        assert_eq!(a.get("/"), 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(b.get("/get"), 200);
+    }
+
+    let stdout = eventually("5 NewHttpContext lines from deployer logs", || {
+        let output = logs(stack, &ns, &[]);
+        let (stdout, stderr) = text(&output);
+        if !output.status.success() {
+            return Err(stderr);
+        }
+        let found = new_http_context_lines(&stdout, "web-a").len()
+            + new_http_context_lines(&stdout, "web-b").len();
+        if found >= 5 { Ok(stdout) } else { Err(stdout) }
+    });
+    let from_a = new_http_context_lines(&stdout, "web-a");
+    let from_b = new_http_context_lines(&stdout, "web-b");
+    assert_eq!((from_a.len(), from_b.len()), (3, 2), "{stdout}");
+    for line in from_a.iter().chain(&from_b) {
+        assert_istio_format(line, &ns.name);
+    }
+    assert!(!stdout.contains("pod/db"), "db is not selected: {stdout}");
+    // Only lines about this plugin: the stand-in's own start-up line is filtered out...
+    assert!(!stdout.contains("sidecar stand-in"), "{stdout}");
+    // ...and kept with --all.
+    let (all, _) = text(&logs(stack, &ns, &["--all"]));
+    assert!(
+        all.contains("[pod/web-a/istio-proxy] ") && all.contains("sidecar stand-in"),
+        "{all}"
+    );
+
+    // The same lines, read the way users do: kubectl logs <pod> -c istio-proxy | grep "wasm log".
+    for (pod, lines) in [("web-a", &from_a), ("web-b", &from_b)] {
+        let served = kubectl_ok(ns.kubectl().args(["logs", pod, "-c", "istio-proxy"]));
+        let wasm: Vec<&str> = served.lines().filter(|l| l.contains("wasm log")).collect();
+        assert_eq!(&wasm, lines, "kubectl logs {pod} -c istio-proxy:\n{served}");
+    }
+
+    // status: all is well, both pods named with their latest line.
+    let output = status(stack, &ns, &[]);
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("matches the pinned sha256"), "{stdout}");
+    assert!(
+        stdout.contains("web-a") && stdout.contains("web-b"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("wasm log {}.{PLUGIN}", ns.name)),
+        "{stdout}"
+    );
+    let output = status(stack, &ns, &["-o", "json"]);
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("status -o json prints JSON");
+    assert!(output.status.success());
+    assert_eq!(report["problems"], serde_json::json!([]));
+    assert_eq!(report["pods"].as_array().map(Vec::len), Some(2));
+    assert_eq!(report["pods"][0]["latest"]["kind"], "wasm-log");
+}
+
+#[test]
+fn wrong_sha256_fails_status_with_checksum_mismatch_and_logs_show_the_agent_fetch_error() {
+    let stack = stack();
+    let ns = stack.namespace("mesh-sha");
+    let image = push_filter(stack, &ns);
+    let wrong = "a".repeat(64);
+    apply(
+        stack,
+        &ns,
+        &image,
+        &["--selector", "app=web", "--no-pin", "--sha256", &wrong],
+    );
+    create_pod(&ns, &meshed_pod("web"));
+    let mut sidecar = StandIn::start(stack, &ns.name, "web");
+    let state = sidecar.wait_state(|_| true);
+    let plugin_state = state["plugins"][0][1]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        plugin_state.contains("which does not match: aaaa"),
+        "{state}"
+    );
+    // FAIL_CLOSE (the default): the agent puts a deny-all filter where the module would be.
+    assert_eq!(sidecar.get("/"), 403);
+
+    let output = status(stack, &ns, &[]);
+    let (stdout, stderr) = text(&output);
+    assert!(!output.status.success(), "status must fail:\n{stdout}");
+    assert!(stdout.contains("checksum mismatch"), "{stdout}{stderr}");
+    assert!(stdout.contains("could not fetch the module"), "{stdout}");
+
+    let output = logs(stack, &ns, &[]);
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stderr}");
+    let url = format!("oci://{image}");
+    let expected = format!(
+        "\terror\twasm\terror in converting the wasm config to local: cannot fetch Wasm module {url}: module downloaded from {url} has checksum "
+    );
+    assert!(
+        stdout.starts_with("[pod/web/istio-proxy] ") && stdout.contains(&expected),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(", which does not match: {wrong}")),
+        "{stdout}"
+    );
+
+    // Fixing the plugin takes effect without restarting the sidecar.
+    apply(stack, &ns, &image, &["--selector", "app=web"]);
+    sidecar.wait_state(|state| state["plugins"][0][1] == "loaded");
+    assert_eq!(sidecar.get("/"), 200);
+    eventually("a NewHttpContext line after the fix", || {
+        let (stdout, _) = text(&logs(stack, &ns, &[]));
+        if new_http_context_lines(&stdout, "web").len() == 1 {
+            Ok(())
+        } else {
+            Err(stdout)
+        }
+    });
+    let output = status(stack, &ns, &[]);
+    assert!(output.status.success(), "{:?}", text(&output));
+}
+
+#[test]
+fn a_selector_matching_no_pod_is_reported() {
+    let stack = stack();
+    let ns = stack.namespace("mesh-nopod");
+    let image = push_filter(stack, &ns);
+    apply(stack, &ns, &image, &["--selector", "app=nothing"]);
+    create_pod(&ns, &meshed_pod("web"));
+
+    let output = status(stack, &ns, &[]);
+    let (stdout, _) = text(&output);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "no pod in namespace {} matches selector app=nothing (1 pod(s) there)",
+            ns.name
+        )),
+        "{stdout}"
+    );
+    let output = logs(stack, &ns, &[]);
+    let (_, stderr) = text(&output);
+    assert!(!output.status.success());
+    assert!(stderr.contains("no pod in namespace"), "{stderr}");
+}
+
+#[test]
+fn a_selected_pod_without_istio_proxy_is_reported() {
+    let stack = stack();
+    let ns = stack.namespace("mesh-noproxy");
+    let image = push_filter(stack, &ns);
+    apply(stack, &ns, &image, &[]);
+    create_pod(
+        &ns,
+        &PodSpec {
+            name: "plain",
+            labels: &[("app", "web")],
+            wasm_info: false,
+            sidecar: false,
+        },
+    );
+    let output = status(stack, &ns, &[]);
+    let (stdout, _) = text(&output);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("plain  Running  istio-proxy: NO"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("pod plain has no istio-proxy container"),
+        "{stdout}"
+    );
+    let output = logs(stack, &ns, &[]);
+    let (_, stderr) = text(&output);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("pod plain has no istio-proxy container"),
+        "{stderr}"
+    );
+    // No sidecar, nothing to stand in for.
+    let output = Command::new(support::sidecar::binary())
+        .args(["plain", "-n", &ns.name, "--dir"])
+        .arg(tempfile::tempdir().expect("temp dir").path())
+        .envs(stack.env())
+        .output()
+        .expect("run sidecar-standin");
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("has no istio-proxy container"),
+        "{:?}",
+        text(&output)
+    );
+}
+
+#[test]
+fn without_wasm_info_logs_prints_nothing_and_says_why() {
+    let stack = stack();
+    let ns = stack.namespace("mesh-quiet");
+    let image = push_filter(stack, &ns);
+    apply(stack, &ns, &image, &[]);
+    create_pod(
+        &ns,
+        &PodSpec {
+            name: "quiet",
+            labels: &[("app", "web")],
+            wasm_info: false,
+            sidecar: true,
+        },
+    );
+    let sidecar = StandIn::start(stack, &ns.name, "quiet");
+    assert_eq!(sidecar.get("/"), 200);
+    std::thread::sleep(Duration::from_millis(500));
+    let output = logs(stack, &ns, &[]);
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(stdout, "", "the sidecar logs wasm at warning");
+    assert!(
+        stderr.contains("sidecar.istio.io/componentLogLevel")
+            && stderr.contains("istioctl proxy-config log <pod> --level wasm:info")
+            && stderr.contains("quiet"),
+        "{stderr}"
+    );
+    let log = std::fs::read_to_string(sidecar.log_file()).expect("sidecar log");
+    assert!(!log.contains("NewHttpContext"), "{log}");
+}
+
+#[test]
+fn follow_streams_new_lines_as_requests_arrive() {
+    let stack = stack();
+    let ns = stack.namespace("mesh-follow");
+    let image = push_filter(stack, &ns);
+    apply(stack, &ns, &image, &["--selector", "app=web"]);
+    create_pod(&ns, &meshed_pod("web"));
+    let sidecar = StandIn::start(stack, &ns.name, "web");
+
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("deployer"))
+        .args(["logs", PLUGIN, "-n", &ns.name, "-f"])
+        .envs(stack.env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start deployer logs -f");
+    let stdout = child.stdout.take().expect("piped");
+    let (sender, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = 0;
+    for round in 1..=3 {
+        assert_eq!(sidecar.get("/"), 200);
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("deployer logs -f printed no line for request {round}"));
+        assert!(line.starts_with("[pod/web/istio-proxy] "), "{line}");
+        assert!(line.contains("NewHttpContext"), "{line}");
+        seen += 1;
+    }
+    assert!(
+        child.try_wait().expect("poll").is_none(),
+        "-f must keep running"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(seen, 3);
+}
