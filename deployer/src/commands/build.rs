@@ -69,6 +69,7 @@ fn machine_view(built: &Built, report: &Report, seconds: f64) -> serde_json::Val
         "abi_version": report.abi_version,
         "loadable": report.loadable(),
         "problems": report.problems,
+        "warnings": report.warnings,
         "toolchain": built.toolchain.name(),
         "target": built.target,
         "profile": built.profile,
@@ -94,6 +95,9 @@ fn render_text(built: &Built, report: &Report, seconds: f64) -> String {
         human_size(report.size),
         report.sha256,
     );
+    for warning in &report.warnings {
+        out.push_str(&format!("warning: {warning}\n"));
+    }
     if report.loadable() {
         out.push_str("loadable by Envoy: yes\n");
     } else {
