@@ -224,7 +224,7 @@ fn wrong_sha256_fails_status_with_checksum_mismatch_and_logs_show_the_agent_fetc
     create_pod(&ns, &meshed_pod("web"));
     let mut sidecar = StandIn::start(stack, &ns.name, "web");
     let state = sidecar.wait_state(|_| true);
-    let plugin_state = state["plugins"][0][1]
+    let plugin_state = state["plugins"][0]["status"]
         .as_str()
         .unwrap_or_default()
         .to_string();
@@ -259,7 +259,7 @@ fn wrong_sha256_fails_status_with_checksum_mismatch_and_logs_show_the_agent_fetc
 
     // Fixing the plugin takes effect without restarting the sidecar.
     apply(stack, &ns, &image, &["--selector", "app=web"]);
-    sidecar.wait_state(|state| state["plugins"][0][1] == "loaded");
+    sidecar.wait_state(|state| state["plugins"][0]["status"] == "loaded");
     assert_eq!(sidecar.get("/"), 200);
     eventually("a NewHttpContext line after the fix", || {
         let (stdout, _) = text(&logs(stack, &ns, &[]));

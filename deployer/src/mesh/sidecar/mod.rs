@@ -51,9 +51,20 @@ pub struct State {
     pub admin: String,
     /// Bumped on every reconfiguration.
     pub generation: u64,
-    /// `<ns>.<name>` of each selected plugin with `loaded` or the fetch error.
-    pub plugins: Vec<(String, String)>,
+    /// Each selected plugin, in filter-chain order.
+    pub plugins: Vec<PluginState>,
     pub log_file: PathBuf,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PluginState {
+    /// Envoy's name for it: `<namespace>.<name>`.
+    pub name: String,
+    pub url: String,
+    /// The WasmPlugin's resourceVersion this Envoy runs (waiters compare it with the cluster's).
+    pub resource_version: String,
+    /// `loaded`, or `fetch failed: <istio-agent's reason>`.
+    pub status: String,
 }
 
 pub fn state_path(dir: &Path) -> PathBuf {
@@ -203,9 +214,6 @@ pub async fn run(options: Options) -> Result<(), Error> {
                 }
                 applied = Some(key);
                 generation += 1;
-                if let Some(old) = envoy.take() {
-                    old.stop(STOP_GRACE).await?;
-                }
                 let mut loaded = Vec::new();
                 for plugin in plugins {
                     let module = agent::fetch(&plugin, &dir.join("modules")).await;
@@ -219,7 +227,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
                 let rendered = serde_yaml::to_string(&bootstrap::render(port, &loaded))
                     .map_err(|err| standin_error(&options, format!("cannot render the Envoy config: {err}")))?;
                 std::fs::write(&config, rendered).map_err(io("cannot write", &config))?;
-                let admin_file = dir.join("admin-address");
+                let admin_file = dir.join(format!("admin-address-{generation}"));
                 let _ = std::fs::remove_file(&admin_file);
                 let launch = Launch {
                     program: tools.envoy.clone(),
@@ -242,18 +250,33 @@ pub async fn run(options: Options) -> Result<(), Error> {
                     via_func_e: false,
                 };
                 let mut running = Running::start(&launch, admin_file, port, READY_TIMEOUT)?;
+                // Make before break, like an xDS update: the new Envoy binds the same port
+                // (SO_REUSEPORT) and takes over once ready; the old one keeps serving (and
+                // logging) until then, and stays when the new configuration is refused.
                 let admin = loop {
-                    match running.next().await {
-                        Event::Line(line) => log.write(&line.text),
-                        Event::Ready { admin } => break Some(admin),
-                        Event::Failed(err) => {
-                            log.agent("error", "envoy", &format!("Envoy did not start: {err}"));
-                            break None;
-                        }
+                    tokio::select! {
+                        event = running.next() => match event {
+                            Event::Line(line) => log.write(&line.text),
+                            Event::Ready { admin } => break Some(admin),
+                            Event::Failed(err) => {
+                                log.agent("error", "envoy", &format!("Envoy refused the new configuration (generation {generation}), keeping the previous one: {err}"));
+                                break None;
+                            }
+                        },
+                        event = next_event(&mut envoy) => match event {
+                            Event::Line(line) => log.write(&line.text),
+                            Event::Ready { .. } => {}
+                            Event::Failed(err) => {
+                                envoy = None;
+                                log.agent("error", "envoy", &format!("Envoy exited: {err}"));
+                            }
+                        },
                     }
                 };
                 let Some(admin) = admin else { continue };
-                envoy = Some(running);
+                if let Some(old) = envoy.replace(running) {
+                    retire(old, &mut log).await;
+                }
                 let state = State {
                     namespace: options.namespace.clone(),
                     pod: options.pod.clone(),
@@ -263,12 +286,14 @@ pub async fn run(options: Options) -> Result<(), Error> {
                     generation,
                     plugins: loaded
                         .iter()
-                        .map(|l| {
-                            let status = match &l.module {
+                        .map(|l| PluginState {
+                            name: l.plugin.envoy_name(),
+                            url: l.plugin.url.clone(),
+                            resource_version: l.plugin.resource_version.clone(),
+                            status: match &l.module {
                                 Ok(_) => "loaded".to_string(),
                                 Err(reason) => format!("fetch failed: {reason}"),
-                            };
-                            (l.plugin.envoy_name(), status)
+                            },
                         })
                         .collect(),
                     log_file: log.path().to_path_buf(),
@@ -280,16 +305,36 @@ pub async fn run(options: Options) -> Result<(), Error> {
                     state.pod,
                     state.url,
                     state.generation,
-                    state.plugins.iter().map(|(name, status)| format!("{name}: {status}")).collect::<Vec<_>>().join(", ")
+                    state.plugins.iter().map(|p| format!("{}: {}", p.name, p.status)).collect::<Vec<_>>().join(", ")
                 );
             }
         }
     }
     if let Some(running) = envoy.take() {
-        running.stop(STOP_GRACE).await?;
+        retire(running, &mut log).await;
     }
     let _ = std::fs::remove_file(state_path(&dir));
     Ok(())
+}
+
+/// Stops an Envoy (SIGTERM, SIGKILL after the grace time) while still writing what it says,
+/// so no line of the requests it served last is lost.
+async fn retire(mut envoy: Running, log: &mut logfile::LogFile) {
+    // SAFETY: plain syscall on the unreaped leader of the group we started.
+    unsafe { libc::kill(envoy.pid(), libc::SIGTERM) };
+    let deadline = tokio::time::Instant::now() + STOP_GRACE;
+    loop {
+        match tokio::time::timeout_at(deadline, envoy.next()).await {
+            Ok(Event::Line(line)) => log.write(&line.text),
+            Ok(Event::Ready { .. }) => {}
+            // Gone: `next` reports the exit once its output is drained.
+            Ok(Event::Failed(_)) => return,
+            Err(_) => {
+                let _ = envoy.stop(Duration::ZERO).await;
+                return;
+            }
+        }
+    }
 }
 
 /// The next event of a running Envoy; never resolves when there is none.
