@@ -113,7 +113,9 @@ fn untar_plugin(layer: &Path) -> Vec<u8> {
 fn push_is_seen_by_skopeo_and_round_trips_byte_identical() {
     let registry = Registry::plain();
     let workspace = Workspace::new();
-    let module = workspace.module();
+    // The real filter, built by `deployer build`.
+    let module = support::wasm::filter_module();
+    let expected = std::fs::read(&module).expect("read the built filter");
     let reference = format!("{}/filters/logger:v1", registry.address());
     let pushed = push_json(
         &workspace,
@@ -174,7 +176,7 @@ fn push_is_seen_by_skopeo_and_round_trips_byte_identical() {
         .as_str()
         .unwrap()
         .trim_start_matches("sha256:");
-    assert_eq!(untar_plugin(&copy.join(layer_hex)), module_bytes());
+    assert_eq!(untar_plugin(&copy.join(layer_hex)), expected);
 
     // deployer pull, by tag and by the pinned url, gives back the same bytes.
     for source in [
@@ -193,7 +195,7 @@ fn push_is_seen_by_skopeo_and_round_trips_byte_identical() {
         );
         assert_eq!(
             std::fs::read(&out).unwrap(),
-            module_bytes(),
+            expected,
             "pull of {source} is byte-identical"
         );
     }
@@ -845,5 +847,30 @@ fn bearer_token_registry_with_basic_credentials_and_identity_tokens() {
         result.stderr.contains("401") && !result.stderr.contains("nope-nope"),
         "{}",
         result.stderr
+    );
+}
+
+#[test]
+fn push_without_a_file_builds_and_pushes_the_filter() {
+    let registry = Registry::plain();
+    let workspace = Workspace::new();
+    let expected = std::fs::read(support::wasm::filter_module()).expect("read the built filter");
+    let reference = format!("{}/filters/default:v1", registry.address());
+    let pushed = push_json(&workspace, &[&reference, "--plain-http"], None);
+    let out = workspace.path("pulled.wasm");
+    let mut pull = workspace.deployer();
+    pull.args([
+        "pull",
+        pushed["url"].as_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--plain-http",
+    ]);
+    let result = run(pull);
+    assert!(result.ok, "{}", result.stderr);
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        expected,
+        "the default module is the freshly built filter"
     );
 }

@@ -8,10 +8,11 @@ use deployer::oci::{self, Format, ImageRef, Metadata, PushEvent, RegistryArgs};
 use deployer::output;
 
 #[derive(Debug, clap::Args)]
+#[command(override_usage = "deployer push [OPTIONS] [FILE.wasm] <REF>")]
 pub struct Args {
     /// [FILE.wasm] REF: the module (default: the freshly built filter) and the image
     /// reference, e.g. localhost:5000/filters/logger:v1 (`oci://` optional).
-    #[arg(value_names = ["FILE.wasm", "REF"], num_args = 1..=2, required = true)]
+    #[arg(value_name = "[FILE.wasm] REF", num_args = 1..=2, required = true)]
     targets: Vec<String>,
     /// Image layout: `compat` (one tar+gzip layer with plugin.wasm) or `oci` (two-layer raw
     /// variant). Istio and Envoy Gateway load both.

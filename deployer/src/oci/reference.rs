@@ -26,9 +26,7 @@ impl ImageRef {
                 "only oci:// urls name images (http(s) urls point at plain files)",
             ));
         }
-        let inner: Reference = trimmed
-            .parse()
-            .map_err(|err: oci_client::ParseError| invalid(&err.to_string()))?;
+        let inner = grammar::parse(trimmed).map_err(invalid)?;
         let name = trimmed
             .split_once('@')
             .map(|(name, _)| name)
@@ -80,6 +78,147 @@ impl std::fmt::Display for ImageRef {
     }
 }
 
+/// Docker's reference grammar (distribution/reference), by hand: oci-spec's parser compiles a
+/// large regex on first use, which costs a short CLI run more than all of its network I/O.
+mod grammar {
+    use oci_client::Reference;
+
+    const MAX_REPOSITORY: usize = 255;
+
+    pub fn parse(input: &str) -> Result<Reference, &'static str> {
+        let (name_tag, digest) = match input.split_once('@') {
+            Some((name_tag, digest)) => (name_tag, Some(check_digest(digest)?)),
+            None => (input, None),
+        };
+        let last_slash = name_tag.rfind('/').map_or(0, |at| at + 1);
+        let (name, tag) = match name_tag[last_slash..].rfind(':') {
+            Some(at) => (
+                &name_tag[..last_slash + at],
+                Some(check_tag(&name_tag[last_slash + at + 1..])?),
+            ),
+            None => (name_tag, None),
+        };
+        let mut components: Vec<&str> = name.split('/').collect();
+        let domain = match components.first() {
+            Some(first)
+                if components.len() > 1
+                    && (first.contains(['.', ':']) || *first == "localhost") =>
+            {
+                let domain = components.remove(0);
+                check_domain(domain)?;
+                Some(domain)
+            }
+            _ => None,
+        };
+        if components
+            .iter()
+            .any(|component| !is_path_component(component))
+        {
+            return Err(
+                "repository names are lowercase letters, digits and separators (. _ __ -), split by /",
+            );
+        }
+        let mut repository = components.join("/");
+        let registry = match domain {
+            Some(domain) => domain.to_string(),
+            None => {
+                if components.len() == 1 {
+                    repository = format!("library/{repository}");
+                }
+                "docker.io".to_string()
+            }
+        };
+        if repository.len() > MAX_REPOSITORY {
+            return Err("the repository name is longer than 255 characters");
+        }
+        Ok(match (tag, digest) {
+            (Some(tag), Some(digest)) => {
+                Reference::with_tag_and_digest(registry, repository, tag, digest)
+            }
+            (None, Some(digest)) => Reference::with_digest(registry, repository, digest),
+            (tag, None) => {
+                Reference::with_tag(registry, repository, tag.unwrap_or_else(|| "latest".into()))
+            }
+        })
+    }
+
+    fn check_tag(tag: &str) -> Result<String, &'static str> {
+        let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        let mut chars = tag.chars();
+        let valid = tag.len() <= 128
+            && chars.next().is_some_and(word)
+            && chars.all(|c| word(c) || c == '.' || c == '-');
+        valid
+            .then(|| tag.to_string())
+            .ok_or("a tag is 1-128 of letters, digits, _ . - (not starting with . or -)")
+    }
+
+    fn check_digest(digest: &str) -> Result<String, &'static str> {
+        let (algorithm, hex) = digest
+            .split_once(':')
+            .ok_or("a digest looks like sha256:<64 hex digits>")?;
+        let length = match algorithm {
+            "sha256" => 64,
+            "sha384" => 96,
+            "sha512" => 128,
+            _ => return Err("unsupported digest algorithm (sha256, sha384 or sha512)"),
+        };
+        if hex.len() != length || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("a digest looks like sha256:<64 hex digits>");
+        }
+        Ok(digest.to_string())
+    }
+
+    fn check_domain(domain: &str) -> Result<(), &'static str> {
+        let (host, port) = match domain.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (domain, None),
+        };
+        let label_ok = |label: &str| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        };
+        let port_ok =
+            port.is_none_or(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+        (host.split('.').all(label_ok) && port_ok)
+            .then_some(())
+            .ok_or("the registry must be host[:port]")
+    }
+
+    /// `[a-z0-9]+` runs joined by `.`, `_`, `__` or any number of `-`.
+    fn is_path_component(component: &str) -> bool {
+        let bytes = component.as_bytes();
+        let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        if bytes.is_empty() || !alnum(&bytes[0]) || !alnum(&bytes[bytes.len() - 1]) {
+            return false;
+        }
+        let mut at = 0;
+        while at < bytes.len() {
+            if alnum(&bytes[at]) {
+                at += 1;
+                continue;
+            }
+            let start = at;
+            while at < bytes.len() && !alnum(&bytes[at]) {
+                at += 1;
+            }
+            let separator = &component[start..at];
+            if !(separator == "."
+                || separator == "_"
+                || separator == "__"
+                || separator.bytes().all(|b| b == b'-'))
+            {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +243,37 @@ mod tests {
         let pinned = ImageRef::parse(&format!("reg.example/x:v1@{digest}")).unwrap();
         assert_eq!(pinned.name(), "reg.example/x:v1");
         assert_eq!(pinned.inner().digest(), Some(digest.as_str()));
+    }
+
+    #[test]
+    fn agrees_with_the_reference_grammar() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let inputs = [
+            "localhost:5000/filters/logger:v1".to_string(),
+            "localhost/x".into(),
+            "logger".into(),
+            "user/logger:1.0".into(),
+            "reg.example.com/a/b/c:tag_1".into(),
+            "reg.example.com:443/a__b/c-d--e/f.g".into(),
+            format!("reg.example/x:v1@{digest}"),
+            format!("reg.example/x@{digest}"),
+            "Reg.Example.com/x".into(),
+            "reg.example/X".into(),
+            "reg.example/x:".into(),
+            "reg.example/x:-bad".into(),
+            "reg.example/x@sha256:abc".into(),
+            "reg.example/-x".into(),
+            "reg.example/x_".into(),
+            "reg.example/a___b".into(),
+            "reg.example//x".into(),
+            "reg.example:port/x".into(),
+            format!("reg.example/{}", "a".repeat(256)),
+        ];
+        for input in inputs {
+            let ours = grammar::parse(&input).ok().map(|r| r.whole());
+            let theirs = input.parse::<Reference>().ok().map(|r| r.whole());
+            assert_eq!(ours, theirs, "{input}");
+        }
     }
 
     #[test]
