@@ -874,3 +874,64 @@ fn push_without_a_file_builds_and_pushes_the_filter() {
         "the default module is the freshly built filter"
     );
 }
+
+/// A registry stand-in that answers every request with 503 (an error branch no real registry
+/// produces on demand); counts the requests it got.
+fn always_503() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let body = "registry overloaded";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, count)
+}
+
+#[test]
+fn server_errors_are_retried_a_bounded_number_of_times() {
+    let workspace = Workspace::new();
+    let module = workspace.module();
+    let (port, requests) = always_503();
+    let reference = format!("127.0.0.1:{port}/filters/logger:v1");
+    let mut command = workspace.deployer();
+    command.args([
+        "push",
+        module.to_str().unwrap(),
+        &reference,
+        "--plain-http",
+        "--attempts",
+        "3",
+        "--retry-backoff-ms",
+        "50",
+    ]);
+    let started = Instant::now();
+    let result = run(command);
+    assert!(!result.ok);
+    assert!(
+        result.stderr.contains("503") && result.stderr.contains("after 3 attempt"),
+        "{}",
+        result.stderr
+    );
+    assert_eq!(
+        requests.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "exactly 3 attempts"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "backoff of 50 ms then 100 ms"
+    );
+}
