@@ -199,6 +199,36 @@ fn push_is_seen_by_skopeo_and_round_trips_byte_identical() {
             "pull of {source} is byte-identical"
         );
     }
+
+    // The same image converted by skopeo to a Docker v2 manifest (Istio's first rule).
+    let docker_v2 = format!("docker://{}/filters/docker:v1", registry.address());
+    skopeo(&[
+        "copy",
+        "--insecure-policy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--format",
+        "v2s2",
+        &docker_ref,
+        &docker_v2,
+    ]);
+    let out = workspace.path("docker.wasm");
+    let mut command = workspace.deployer();
+    command.args([
+        "pull",
+        docker_v2.trim_start_matches("docker://"),
+        "-o",
+        out.to_str().unwrap(),
+        "--plain-http",
+    ]);
+    let result = run(command);
+    assert!(
+        result.ok,
+        "pull of the Docker v2 image failed:\n{}",
+        result.stderr
+    );
+    assert!(result.stdout.contains("Docker image"), "{}", result.stdout);
+    assert_eq!(std::fs::read(&out).unwrap(), expected);
 }
 
 #[test]
