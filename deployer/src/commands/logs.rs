@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use deployer::cluster::{Cluster, ConnectOptions};
 use deployer::mesh::pods::{self, LogWindow};
 use deployer::mesh::{PROXY_CONTAINER, logline, select};
@@ -172,15 +171,20 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             Message::Failed { pod, error } => {
                 failed += 1;
-                eprintln!("warning: pod {pod}: {error}");
+                // Errors from the API name the pod already.
+                if error.contains(&pod) {
+                    eprintln!("warning: {error}");
+                } else {
+                    eprintln!("warning: pod {pod}: {error}");
+                }
             }
         }
     }
     if failed == meshed.len() {
-        return Err(anyhow::anyhow!(
-            "could not read the {PROXY_CONTAINER} log of any selected pod"
-        ))
-        .context(format!("deployer logs {namespace}/{}", args.name));
+        anyhow::bail!(
+            "could not read the {PROXY_CONTAINER} log of any pod WasmPlugin {namespace}/{} selects (see the warnings above)",
+            args.name
+        );
     }
     if printed == 0 && !args.all {
         eprintln!(

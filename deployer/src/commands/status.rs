@@ -127,7 +127,12 @@ fn text(report: &Report) -> String {
         );
         match (&pod.latest, &pod.log_error) {
             (Some(latest), _) => {
-                let _ = writeln!(out, "    latest: {}", latest.line.replace('\t', " "));
+                let when = if latest.stale {
+                    " (before the plugin's last change)"
+                } else {
+                    ""
+                };
+                let _ = writeln!(out, "    latest{when}: {}", latest.line.replace('\t', " "));
             }
             (None, Some(error)) => {
                 let _ = writeln!(out, "    log: {error}");

@@ -45,6 +45,11 @@ pub fn classify(line: &str, envoy_name: &str, url: &str) -> Option<Kind> {
     None
 }
 
+/// The time an Istio-format line starts with, when it has one.
+pub fn line_time(line: &str) -> Option<Timestamp> {
+    line.split('\t').next()?.trim().parse().ok()
+}
+
 /// Istio's time format: RFC 3339 in UTC with microseconds.
 pub fn istio_time(at: Timestamp) -> String {
     at.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
@@ -107,6 +112,13 @@ mod tests {
             Some(Kind::FetchError)
         );
         assert_eq!(classify(&line, "demo.ctx", "oci://other/x"), None);
+    }
+
+    #[test]
+    fn istio_lines_carry_their_time() {
+        let line = agent_line(Timestamp::UNIX_EPOCH, "info", "wasm", "x");
+        assert_eq!(line_time(&line), Some(Timestamp::UNIX_EPOCH));
+        assert_eq!(line_time("no time here"), None);
     }
 
     #[test]

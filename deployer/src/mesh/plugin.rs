@@ -3,6 +3,7 @@
 //! here (unlike `plugin::spec`, which guards what this tool writes).
 use std::collections::BTreeMap;
 
+use k8s_openapi::jiff::Timestamp;
 use kube::api::DynamicObject;
 use serde_json::Value;
 
@@ -29,6 +30,9 @@ pub struct Plugin {
     pub env: Vec<(String, Option<String>)>,
     pub resource_version: String,
     pub generation: i64,
+    /// When the object last changed (its newest managedFields entry, else its creation):
+    /// sidecar lines older than this are about an earlier version.
+    pub changed_at: Option<Timestamp>,
     /// The spec exactly as stored, for display.
     pub spec: Value,
 }
@@ -106,6 +110,14 @@ impl Plugin {
             env,
             resource_version: object.metadata.resource_version.clone().unwrap_or_default(),
             generation: object.metadata.generation.unwrap_or_default(),
+            changed_at: object
+                .metadata
+                .managed_fields
+                .iter()
+                .flatten()
+                .filter_map(|entry| entry.time.as_ref().map(|t| t.0))
+                .max()
+                .or_else(|| object.metadata.creation_timestamp.as_ref().map(|t| t.0)),
             spec,
         }
     }

@@ -62,6 +62,8 @@ pub struct PodCheck {
 pub struct Latest {
     pub kind: Kind,
     pub line: String,
+    /// Written before the plugin's last change, so about an earlier version of it.
+    pub stale: bool,
 }
 
 pub async fn check_image(plugin: &Plugin, options: &oci::Options) -> ImageCheck {
@@ -140,6 +142,10 @@ pub async fn latest_line(
         logline::classify(line, &name, &url).map(|kind| Latest {
             kind,
             line: line.to_string(),
+            stale: matches!(
+                (logline::line_time(line), plugin.changed_at),
+                (Some(written), Some(changed)) if written < changed
+            ),
         })
     }))
 }
@@ -215,18 +221,33 @@ pub async fn report(cluster: &Cluster, plugin: Plugin, options: &oci::Options) -
         } else {
             match latest_line(cluster, &plugin, &check.pod.name).await {
                 Ok(latest) => check.latest = latest,
-                Err(err) => check.log_error = Some(err),
+                Err(err) => {
+                    problems.push(format!(
+                        "cannot read the istio-proxy log of pod {}, so whether the plugin runs there is unknown: {err}",
+                        check.pod.name
+                    ));
+                    check.log_error = Some(err);
+                }
             }
             match &check.latest {
+                Some(Latest { stale: true, .. }) => notes.push(format!(
+                    "pod {}: its latest line about the plugin predates the plugin's last change{}; send traffic through the pod for news",
+                    check.pod.name,
+                    plugin
+                        .changed_at
+                        .map(|t| format!(" ({})", logline::istio_time(t)))
+                        .unwrap_or_default()
+                )),
                 Some(Latest {
                     kind: Kind::FetchError,
                     line,
+                    ..
                 }) => problems.push(format!(
                     "pod {}: the sidecar could not fetch the module: {}",
                     check.pod.name,
                     line.split(logline::FETCH_ERROR_PREFIX).nth(1).unwrap_or(line)
                 )),
-                None if !check.wasm_info_logged => notes.push(format!(
+                None if !check.wasm_info_logged && check.log_error.is_none() => notes.push(format!(
                     "pod {}: no wasm log line seen; its sidecar logs wasm below info (add the pod annotation sidecar.istio.io/componentLogLevel: wasm:info, or `istioctl proxy-config log {} --level wasm:info`)",
                     check.pod.name, check.pod.name
                 )),
