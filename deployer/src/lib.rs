@@ -3,8 +3,8 @@
 pub mod build;
 pub mod cluster;
 pub mod local;
+pub mod mesh;
 pub mod module;
 pub mod oci;
 pub mod output;
 pub mod plugin;
-pub mod mesh;
