@@ -180,6 +180,17 @@ fn logs_show_one_new_http_context_per_request_prefixed_by_pod_and_kubectl_logs_a
         "{all}"
     );
 
+    // --tail counts each pod's last lines (before filtering, like kubectl).
+    let (tail, _) = text(&logs(stack, &ns, &["--tail", "1"]));
+    assert_eq!(
+        (
+            new_http_context_lines(&tail, "web-a").len(),
+            new_http_context_lines(&tail, "web-b").len()
+        ),
+        (1, 1),
+        "{tail}"
+    );
+
     // The same lines, read the way users do: kubectl logs <pod> -c istio-proxy | grep "wasm log".
     for (pod, lines) in [("web-a", &from_a), ("web-b", &from_b)] {
         let served = kubectl_ok(ns.kubectl().args(["logs", pod, "-c", "istio-proxy"]));
@@ -295,6 +306,21 @@ fn a_selector_matching_no_pod_is_reported() {
     let (_, stderr) = text(&output);
     assert!(!output.status.success());
     assert!(stderr.contains("no pod in namespace"), "{stderr}");
+
+    // A name that does not exist is named, with where to look.
+    for verb in ["logs", "status"] {
+        let output = deployer(stack)
+            .args([verb, "nope", "-n", &ns.name])
+            .output()
+            .expect("run deployer");
+        let (_, stderr) = text(&output);
+        assert!(!output.status.success());
+        assert!(
+            stderr.contains(&format!("WasmPlugin {}/nope not found", ns.name))
+                && stderr.contains("deployer list"),
+            "{verb}: {stderr}"
+        );
+    }
 }
 
 #[test]
@@ -420,4 +446,78 @@ fn follow_streams_new_lines_as_requests_arrive() {
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(seen, 3);
+}
+
+#[test]
+fn a_changed_plugin_takes_over_in_the_running_sidecar_without_failing_requests() {
+    let stack = stack();
+    let ns = stack.namespace("mesh-change");
+    let image = push_filter(stack, &ns);
+    apply(stack, &ns, &image, &["--selector", "app=web"]);
+    create_pod(&ns, &meshed_pod("web"));
+    let mut sidecar = StandIn::start(stack, &ns.name, "web");
+    assert_eq!(sidecar.get("/"), 200);
+
+    // Another root_id: the sidecar must reload the plugin. Requests keep flowing meanwhile.
+    let output = deployer(stack)
+        .args([
+            "apply",
+            PLUGIN,
+            "-n",
+            &ns.name,
+            "--image",
+            &image,
+            "--plain-http",
+        ])
+        .args(["--selector", "app=web", "--plugin-name", "second_root"])
+        .output()
+        .expect("run deployer apply");
+    assert!(output.status.success(), "{:?}", text(&output));
+    let rv = kubectl_ok(ns.kubectl().args([
+        "get",
+        "wasmplugin",
+        PLUGIN,
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]));
+    let mut statuses = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        statuses.push(sidecar.get("/"));
+        let state = std::fs::read_to_string(sidecar.log_file().with_file_name("state.json"))
+            .unwrap_or_default();
+        if state.contains(&format!("\"resource_version\": \"{rv}\"")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no reload after 30s: {state}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(sidecar.get("/after"), 200);
+    let stdout = eventually("a line with the new root_id", || {
+        let (stdout, _) = text(&logs(stack, &ns, &[]));
+        if stdout.contains(&format!(
+            "wasm log {}.{PLUGIN} second_root: NewHttpContext",
+            ns.name
+        )) {
+            Ok(stdout)
+        } else {
+            Err(stdout)
+        }
+    });
+    assert!(
+        stdout.contains(&format!(
+            "wasm log {}.{PLUGIN} {ROOT_ID}: NewHttpContext",
+            ns.name
+        )),
+        "the earlier lines stay: {stdout}"
+    );
+    // Stopping the stand-in stops its Envoy: nothing listens on the port any more.
+    let port = sidecar.port;
+    let status = sidecar.stop().expect("it was running");
+    assert!(status.success(), "{status}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "Envoy still listens on {port}"
+    );
 }
