@@ -164,39 +164,48 @@ pub async fn run(options: Options) -> Result<(), Error> {
         ),
     );
 
+    let mut sidecar = Sidecar {
+        namespace: options.namespace.clone(),
+        pod: options.pod.clone(),
+        dir,
+        envoy_binary: tools.envoy,
+        port,
+        log_level,
+        component_level,
+        log,
+        envoy: None,
+        generation: 0,
+    };
     let mut terminate =
         signal(SignalKind::terminate()).map_err(io("cannot watch", Path::new("SIGTERM")))?;
     let mut interrupt =
         signal(SignalKind::interrupt()).map_err(io("cannot watch", Path::new("SIGINT")))?;
     let mut ticker = tokio::time::interval(options.poll);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut envoy: Option<Running> = None;
+    // What the running Envoy was configured from (None: reconfigure at the next poll).
     let mut applied: Option<String> = None;
-    let mut generation = 0u64;
     let mut reported_poll_error = false;
     loop {
         tokio::select! {
             _ = terminate.recv() => {
-                log.agent("info", "standin", "received SIGTERM: stopping Envoy");
+                sidecar.log.agent("info", "standin", "received SIGTERM: stopping Envoy");
                 break;
             }
             _ = interrupt.recv() => {
-                log.agent("info", "standin", "received SIGINT: stopping Envoy");
+                sidecar.log.agent("info", "standin", "received SIGINT: stopping Envoy");
                 break;
             }
-            event = next_event(&mut envoy) => match event {
-                Event::Line(line) => log.write(&line.text),
-                Event::Ready { .. } => {}
-                Event::Failed(err) => {
-                    envoy = None;
-                    log.agent("error", "envoy", &format!("Envoy exited: {err}"));
+            event = next_event(&mut sidecar.envoy) => {
+                if sidecar.handle(event) {
+                    // It crashed after being ready: start it again at the next poll.
+                    applied = None;
                 }
-            },
+            }
             _ = ticker.tick() => {
-                let (_pod, plugins) = match desired(&cluster, &options.namespace, &options.pod).await {
-                    Ok(Some(found)) => found,
+                let plugins = match desired(&cluster, &sidecar.namespace, &sidecar.pod).await {
+                    Ok(Some((_, plugins))) => plugins,
                     Ok(None) => {
-                        log.agent("info", "standin", "pod deleted: stopping");
+                        sidecar.log.agent("info", "standin", "pod deleted: stopping");
                         break;
                     }
                     Err(err) => {
@@ -208,113 +217,174 @@ pub async fn run(options: Options) -> Result<(), Error> {
                     }
                 };
                 reported_poll_error = false;
-                let key: String = plugins.iter().map(Plugin::fingerprint).collect::<Vec<_>>().join("\n");
-                if applied.as_ref() == Some(&key) {
-                    continue;
+                let key = plugins
+                    .iter()
+                    .map(Plugin::fingerprint)
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                if applied.as_ref() != Some(&key) {
+                    // A refused configuration is not retried until the plugins change.
+                    applied = Some(key);
+                    sidecar.reconfigure(plugins).await?;
                 }
-                applied = Some(key);
-                generation += 1;
-                let mut loaded = Vec::new();
-                for plugin in plugins {
-                    let module = agent::fetch(&plugin, &dir.join("modules")).await;
-                    if let Err(reason) = &module {
-                        log.agent("error", "wasm", &logline::fetch_error(&plugin.fetch_url(), reason));
-                    }
-                    loaded.push(Loaded { plugin, module });
-                }
-                let loaded = bootstrap::ordered(loaded);
-                let config = dir.join(format!("envoy-{generation}.yaml"));
-                let rendered = serde_yaml::to_string(&bootstrap::render(port, &loaded))
-                    .map_err(|err| standin_error(&options, format!("cannot render the Envoy config: {err}")))?;
-                std::fs::write(&config, rendered).map_err(io("cannot write", &config))?;
-                let admin_file = dir.join(format!("admin-address-{generation}"));
-                let _ = std::fs::remove_file(&admin_file);
-                let launch = Launch {
-                    program: tools.envoy.clone(),
-                    args: vec![
-                        "-c".into(),
-                        config.clone().into(),
-                        "--disable-hot-restart".into(),
-                        "--concurrency".into(),
-                        "1".into(),
-                        "--admin-address-path".into(),
-                        admin_file.clone().into(),
-                        "--log-format".into(),
-                        logline::ENVOY_LOG_FORMAT.into(),
-                        "--log-level".into(),
-                        log_level.clone().into(),
-                        "--component-log-level".into(),
-                        component_level.clone().into(),
-                    ],
-                    env: Vec::new(),
-                    via_func_e: false,
-                };
-                let mut running = Running::start(&launch, admin_file, port, READY_TIMEOUT)?;
-                // Make before break, like an xDS update: the new Envoy binds the same port
-                // (SO_REUSEPORT) and takes over once ready; the old one keeps serving (and
-                // logging) until then, and stays when the new configuration is refused.
-                let admin = loop {
-                    tokio::select! {
-                        event = running.next() => match event {
-                            Event::Line(line) => log.write(&line.text),
-                            Event::Ready { admin } => break Some(admin),
-                            Event::Failed(err) => {
-                                log.agent("error", "envoy", &format!("Envoy refused the new configuration (generation {generation}), keeping the previous one: {err}"));
-                                break None;
-                            }
-                        },
-                        event = next_event(&mut envoy) => match event {
-                            Event::Line(line) => log.write(&line.text),
-                            Event::Ready { .. } => {}
-                            Event::Failed(err) => {
-                                envoy = None;
-                                log.agent("error", "envoy", &format!("Envoy exited: {err}"));
-                            }
-                        },
-                    }
-                };
-                let Some(admin) = admin else { continue };
-                if let Some(old) = envoy.replace(running) {
-                    retire(old, &mut log).await;
-                }
-                let state = State {
-                    namespace: options.namespace.clone(),
-                    pod: options.pod.clone(),
-                    url: format!("http://127.0.0.1:{port}"),
-                    port,
-                    admin: format!("http://{admin}"),
-                    generation,
-                    plugins: loaded
-                        .iter()
-                        .map(|l| PluginState {
-                            name: l.plugin.envoy_name(),
-                            url: l.plugin.url.clone(),
-                            resource_version: l.plugin.resource_version.clone(),
-                            status: match &l.module {
-                                Ok(_) => "loaded".to_string(),
-                                Err(reason) => format!("fetch failed: {reason}"),
-                            },
-                        })
-                        .collect(),
-                    log_file: log.path().to_path_buf(),
-                };
-                write_state(&dir, &state)?;
-                println!(
-                    "ready {}/{} {} generation {} plugins [{}]",
-                    state.namespace,
-                    state.pod,
-                    state.url,
-                    state.generation,
-                    state.plugins.iter().map(|p| format!("{}: {}", p.name, p.status)).collect::<Vec<_>>().join(", ")
-                );
             }
         }
     }
-    if let Some(running) = envoy.take() {
-        retire(running, &mut log).await;
+    if let Some(running) = sidecar.envoy.take() {
+        retire(running, &mut sidecar.log).await;
     }
-    let _ = std::fs::remove_file(state_path(&dir));
+    let _ = std::fs::remove_file(state_path(&sidecar.dir));
     Ok(())
+}
+
+/// One pod's sidecar: its Envoy, its log, and how Envoy is started.
+struct Sidecar {
+    namespace: String,
+    pod: String,
+    dir: PathBuf,
+    envoy_binary: PathBuf,
+    port: u16,
+    log_level: String,
+    component_level: String,
+    log: logfile::LogFile,
+    envoy: Option<Running>,
+    generation: u64,
+}
+
+impl Sidecar {
+    /// Writes what the running Envoy said; true when it exited.
+    fn handle(&mut self, event: Event) -> bool {
+        match event {
+            Event::Line(line) => self.log.write(&line.text),
+            Event::Ready { .. } => {}
+            Event::Failed(err) => {
+                self.envoy = None;
+                self.log
+                    .agent("error", "envoy", &format!("Envoy exited: {err}"));
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Fetches the plugins' modules like istio-agent, then runs a new Envoy with them.
+    async fn reconfigure(&mut self, plugins: Vec<Plugin>) -> Result<(), Error> {
+        self.generation += 1;
+        let mut loaded = Vec::new();
+        for plugin in plugins {
+            let module = agent::fetch(&plugin, &self.dir.join("modules")).await;
+            if let Err(reason) = &module {
+                self.log.agent(
+                    "error",
+                    "wasm",
+                    &logline::fetch_error(&plugin.fetch_url(), reason),
+                );
+            }
+            loaded.push(Loaded { plugin, module });
+        }
+        let loaded = bootstrap::ordered(loaded);
+        let config = self.dir.join(format!("envoy-{}.yaml", self.generation));
+        let rendered =
+            serde_yaml::to_string(&bootstrap::render(self.port, &loaded)).map_err(|err| {
+                Error::StandIn {
+                    namespace: self.namespace.clone(),
+                    pod: self.pod.clone(),
+                    message: format!("cannot render the Envoy config: {err}"),
+                }
+            })?;
+        std::fs::write(&config, rendered).map_err(io("cannot write", &config))?;
+        let admin_file = self.dir.join(format!("admin-address-{}", self.generation));
+        let _ = std::fs::remove_file(&admin_file);
+        let launch = self.launch(&config, &admin_file);
+        let mut running = Running::start(&launch, admin_file, self.port, READY_TIMEOUT)?;
+        // Make before break, like an xDS update: the new Envoy binds the same port
+        // (SO_REUSEPORT) and takes over once ready; the old one keeps serving (and logging)
+        // until then, and stays when the new configuration is refused.
+        let admin = loop {
+            tokio::select! {
+                event = running.next() => match event {
+                    Event::Line(line) => self.log.write(&line.text),
+                    Event::Ready { admin } => break admin,
+                    Event::Failed(err) => {
+                        let kept = if self.envoy.is_some() { "keeping the previous one" } else { "no Envoy runs" };
+                        self.log.agent(
+                            "error",
+                            "envoy",
+                            &format!("Envoy refused the configuration of generation {} ({kept}): {err}", self.generation),
+                        );
+                        return Ok(());
+                    }
+                },
+                event = next_event(&mut self.envoy) => {
+                    self.handle(event);
+                }
+            }
+        };
+        if let Some(old) = self.envoy.replace(running) {
+            retire(old, &mut self.log).await;
+        }
+        let state = State {
+            namespace: self.namespace.clone(),
+            pod: self.pod.clone(),
+            url: format!("http://127.0.0.1:{}", self.port),
+            port: self.port,
+            admin: format!("http://{admin}"),
+            generation: self.generation,
+            plugins: loaded
+                .iter()
+                .map(|l| PluginState {
+                    name: l.plugin.envoy_name(),
+                    url: l.plugin.url.clone(),
+                    resource_version: l.plugin.resource_version.clone(),
+                    status: match &l.module {
+                        Ok(_) => "loaded".to_string(),
+                        Err(reason) => format!("fetch failed: {reason}"),
+                    },
+                })
+                .collect(),
+            log_file: self.log.path().to_path_buf(),
+        };
+        write_state(&self.dir, &state)?;
+        let plugins: Vec<String> = state
+            .plugins
+            .iter()
+            .map(|p| format!("{}: {}", p.name, p.status))
+            .collect();
+        println!(
+            "ready {}/{} {} generation {} plugins [{}]",
+            state.namespace,
+            state.pod,
+            state.url,
+            state.generation,
+            plugins.join(", ")
+        );
+        Ok(())
+    }
+
+    /// Envoy's command line as istio-agent builds it: Istio's log format, the pod's levels,
+    /// one worker (a stand-in never needs more), no hot restart (several run at once).
+    fn launch(&self, config: &Path, admin_file: &Path) -> Launch {
+        Launch {
+            program: self.envoy_binary.clone(),
+            args: vec![
+                "-c".into(),
+                config.into(),
+                "--disable-hot-restart".into(),
+                "--concurrency".into(),
+                "1".into(),
+                "--admin-address-path".into(),
+                admin_file.into(),
+                "--log-format".into(),
+                logline::ENVOY_LOG_FORMAT.into(),
+                "--log-level".into(),
+                self.log_level.clone().into(),
+                "--component-log-level".into(),
+                self.component_level.clone().into(),
+            ],
+            env: Vec::new(),
+            via_func_e: false,
+        }
+    }
 }
 
 /// Stops an Envoy (SIGTERM, SIGKILL after the grace time) while still writing what it says,
