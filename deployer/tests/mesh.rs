@@ -521,3 +521,51 @@ fn a_changed_plugin_takes_over_in_the_running_sidecar_without_failing_requests()
         "Envoy still listens on {port}"
     );
 }
+
+#[test]
+fn a_configuration_envoy_refuses_is_reported_and_the_previous_one_keeps_serving() {
+    let stack = stack();
+    let ns = stack.namespace("mesh-refused");
+    let image = push_filter(stack, &ns);
+    apply(stack, &ns, &image, &["--selector", "app=web"]);
+    create_pod(&ns, &meshed_pod("web"));
+    let sidecar = StandIn::start(stack, &ns.name, "web");
+    assert_eq!(sidecar.get("/"), 200);
+
+    // The filter's on_configure refuses unknown keys, so Envoy cannot load the plugin.
+    apply(
+        stack,
+        &ns,
+        &image,
+        &["--selector", "app=web", "--set", "bogus=1"],
+    );
+    let log = eventually("the stand-in notices the refusal", || {
+        let log = std::fs::read_to_string(sidecar.log_file()).unwrap_or_default();
+        if log
+            .contains("Envoy refused the configuration of generation 2 (keeping the previous one)")
+        {
+            Ok(log)
+        } else {
+            Err(log)
+        }
+    });
+    assert!(
+        log.contains("unknown field"),
+        "Envoy's reason is in the log: {log}"
+    );
+
+    let output = status(stack, &ns, &[]);
+    let (stdout, _) = text(&output);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("pod web: Envoy could not load the plugin"),
+        "{stdout}"
+    );
+    let (stdout, _) = text(&logs(stack, &ns, &[]));
+    assert!(
+        stdout.contains(&format!("Plugin {}.{PLUGIN} failed to load", ns.name)),
+        "{stdout}"
+    );
+    // Like a rejected xDS update: the previous configuration keeps serving.
+    assert_eq!(sidecar.get("/"), 200);
+}

@@ -23,6 +23,19 @@ pub enum Kind {
     WasmLog,
     /// The agent could not fetch the plugin's module.
     FetchError,
+    /// Envoy could not load it (an error or critical line naming `<ns>.<name>`, e.g. a module
+    /// whose on_configure refused its pluginConfig).
+    LoadError,
+}
+
+/// Whether `name` occurs in `text` as a whole name (not inside a longer one).
+fn mentions(text: &str, name: &str) -> bool {
+    let part = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+    text.match_indices(name).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + name.len()..].chars().next();
+        !before.is_some_and(part) && !after.is_some_and(part)
+    })
 }
 
 /// Whether `line` is about the plugin `<namespace>.<name>` with `url`, and how.
@@ -33,6 +46,12 @@ pub fn classify(line: &str, envoy_name: &str, url: &str) -> Option<Kind> {
         if word == envoy_name {
             return Some(Kind::WasmLog);
         }
+    }
+    if (line.contains("\terror\t") || line.contains("\tcritical\t"))
+        && line.contains("\tenvoy ")
+        && mentions(line, envoy_name)
+    {
+        return Some(Kind::LoadError);
     }
     if let Some(rest) = line.split(FETCH_ERROR_PREFIX).nth(1) {
         let fetched = rest.split(": ").next().unwrap_or_default();
@@ -112,6 +131,16 @@ mod tests {
             Some(Kind::FetchError)
         );
         assert_eq!(classify(&line, "demo.ctx", "oci://other/x"), None);
+    }
+
+    #[test]
+    fn envoy_errors_naming_the_plugin_are_load_errors() {
+        let line = "2026-01-01T00:00:00.000000Z\tcritical\tenvoy wasm wasm.cc:626\tPlugin demo.ctx failed to load\tthread=1";
+        assert_eq!(classify(line, "demo.ctx", URL), Some(Kind::LoadError));
+        assert_eq!(classify(line, "demo.c", URL), None);
+        assert_eq!(classify(line, "emo.ctx", URL), None);
+        let info = line.replace("\tcritical\t", "\tinfo\t");
+        assert_eq!(classify(&info, "demo.ctx", URL), None);
     }
 
     #[test]

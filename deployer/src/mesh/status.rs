@@ -247,6 +247,15 @@ pub async fn report(cluster: &Cluster, plugin: Plugin, options: &oci::Options) -
                     check.pod.name,
                     line.split(logline::FETCH_ERROR_PREFIX).nth(1).unwrap_or(line)
                 )),
+                Some(Latest {
+                    kind: Kind::LoadError,
+                    line,
+                    ..
+                }) => problems.push(format!(
+                    "pod {}: Envoy could not load the plugin: {}",
+                    check.pod.name,
+                    line.split('\t').nth(3).unwrap_or(line)
+                )),
                 None if !check.wasm_info_logged && check.log_error.is_none() => notes.push(format!(
                     "pod {}: no wasm log line seen; its sidecar logs wasm below info (add the pod annotation sidecar.istio.io/componentLogLevel: wasm:info, or `istioctl proxy-config log {} --level wasm:info`)",
                     check.pod.name, check.pod.name

@@ -36,12 +36,16 @@ impl LogFile {
         &self.path
     }
 
-    /// Appends one line as the container's stdout.
+    /// Appends text as the container's stdout, one CRI line per line of text (a CRI line
+    /// cannot hold a newline).
     pub fn write(&mut self, text: &str) {
-        let line = logline::cri_line(Timestamp::now(), "stdout", text);
-        // A full disk must not take the sidecar down; the line is also on our stderr.
-        if self.file.write_all(line.as_bytes()).is_err() {
-            eprint!("{line}");
+        let now = Timestamp::now();
+        for part in text.lines() {
+            let line = logline::cri_line(now, "stdout", part);
+            // A full disk must not take the sidecar down; the line goes to our stderr then.
+            if self.file.write_all(line.as_bytes()).is_err() {
+                eprint!("{line}");
+            }
         }
     }
 

@@ -259,8 +259,11 @@ impl Sidecar {
             Event::Ready { .. } => {}
             Event::Failed(err) => {
                 self.envoy = None;
-                self.log
-                    .agent("error", "envoy", &format!("Envoy exited: {err}"));
+                self.log.agent(
+                    "error",
+                    "envoy",
+                    &format!("Envoy exited: {}", summary(&err)),
+                );
                 return true;
             }
         }
@@ -307,6 +310,7 @@ impl Sidecar {
                     Event::Ready { admin } => break admin,
                     Event::Failed(err) => {
                         let kept = if self.envoy.is_some() { "keeping the previous one" } else { "no Envoy runs" };
+                        let err = summary(&err);
                         self.log.agent(
                             "error",
                             "envoy",
@@ -405,6 +409,13 @@ async fn retire(mut envoy: Running, log: &mut logfile::LogFile) {
             }
         }
     }
+}
+
+/// The first line of an Envoy failure: the lines it quotes are in the log already.
+fn summary(err: &crate::local::LocalError) -> String {
+    let text = err.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    first.trim_end_matches(" What it said:").to_string()
 }
 
 /// The next event of a running Envoy; never resolves when there is none.
