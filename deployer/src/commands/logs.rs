@@ -85,7 +85,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if meshed.is_empty() {
         anyhow::bail!(
-            "none of the selected pods has an {PROXY_CONTAINER} container: nothing to read"
+            "none of the {} selected pod(s) has an {PROXY_CONTAINER} container, so the plugin runs nowhere: enable sidecar injection (label the namespace istio-injection=enabled) and restart the pods",
+            outside.len()
         );
     }
     let quiet: Vec<String> = meshed
