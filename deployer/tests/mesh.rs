@@ -569,3 +569,85 @@ fn a_configuration_envoy_refuses_is_reported_and_the_previous_one_keeps_serving(
     // Like a rejected xDS update: the previous configuration keeps serving.
     assert_eq!(sidecar.get("/"), 200);
 }
+
+/// Serves `body` to every GET on 127.0.0.1 (a plain web server for http:// module urls) until
+/// the test process ends.
+fn serve(body: Vec<u8>) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut request);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/wasm\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = std::io::Write::write_all(&mut stream, head.as_bytes());
+            let _ = std::io::Write::write_all(&mut stream, &body);
+        }
+    });
+    port
+}
+
+#[test]
+fn an_http_module_url_is_fetched_and_checked_by_its_bytes() {
+    let stack = stack();
+    let ns = stack.namespace("mesh-http");
+    let module = std::fs::read(support::wasm::filter_module()).expect("read the filter");
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&module))
+    };
+    let url = format!("http://127.0.0.1:{}/context_logger.wasm", serve(module));
+    apply(
+        stack,
+        &ns,
+        &url,
+        &["--selector", "app=web", "--sha256", &sha],
+    );
+    create_pod(&ns, &meshed_pod("web"));
+    let sidecar = StandIn::start(stack, &ns.name, "web");
+    assert_eq!(sidecar.get("/"), 200);
+    eventually("a NewHttpContext line", || {
+        let (stdout, _) = text(&logs(stack, &ns, &[]));
+        if new_http_context_lines(&stdout, "web").len() == 1 {
+            Ok(())
+        } else {
+            Err(stdout)
+        }
+    });
+    let output = status(stack, &ns, &[]);
+    let (stdout, _) = text(&output);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("a plain wasm module") && stdout.contains("matches the pinned sha256"),
+        "{stdout}"
+    );
+
+    let wrong = "c".repeat(64);
+    apply(
+        stack,
+        &ns,
+        &url,
+        &["--selector", "app=web", "--sha256", &wrong],
+    );
+    let output = status(stack, &ns, &[]);
+    let (stdout, _) = text(&output);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!("checksum mismatch: the WasmPlugin pins sha256 {wrong} but {url} has module sha256 sha256:{sha}")),
+        "{stdout}"
+    );
+    eventually("the agent's fetch error", || {
+        let (stdout, _) = text(&logs(stack, &ns, &[]));
+        if stdout.contains(&format!(
+            "cannot fetch Wasm module {url}: module downloaded from {url} has checksum {sha}, which does not match: {wrong}"
+        )) {
+            Ok(())
+        } else {
+            Err(stdout)
+        }
+    });
+}

@@ -73,10 +73,32 @@ pub async fn check_image(plugin: &Plugin, options: &oci::Options) -> ImageCheck 
         pinned: plugin.expected_sha256(),
         ..ImageCheck::default()
     };
-    if !url.starts_with("oci://") {
+    if url.starts_with("file://") {
         check.error = Some(format!(
-            "only oci:// images are checked here; Istio fetches {url} itself"
+            "{url} names a file on each node, which is not checked from here"
         ));
+        return check;
+    }
+    if !url.starts_with("oci://") {
+        // A plain module: fetched as the agent would, its bytes' sha256 is what is pinned.
+        match super::sidecar::agent::download(&url).await {
+            Ok((module, checksum)) => {
+                check.reachable = Some(true);
+                let valid = module.len() >= 8 && module.starts_with(b"\0asm");
+                check.istio_compatible = Some(valid);
+                check.layout = Some(if valid {
+                    "a plain wasm module".into()
+                } else {
+                    "not a wasm module (no \\0asm magic)".into()
+                });
+                check.digest = Some(format!("sha256:{checksum}"));
+                check.matches_pin = check.pinned.as_ref().map(|pinned| *pinned == checksum);
+            }
+            Err(reason) => {
+                check.reachable = Some(false);
+                check.error = Some(reason);
+            }
+        }
         return check;
     }
     let fetched = match ImageRef::parse(&url) {
@@ -161,25 +183,39 @@ pub async fn report(cluster: &Cluster, plugin: Plugin, options: &oci::Options) -
             notes.push(error.clone());
         }
     }
+    let oci = image.url.starts_with("oci://");
     if image.istio_compatible == Some(false) {
         problems.push(format!(
-            "image {} is not loadable by Istio: {}; re-push it with `deployer push`",
+            "image {} is not loadable by Istio: {}; re-push it with `deployer push` (or serve a wasm module there)",
             image.url,
             image.layout.clone().unwrap_or_default()
         ));
     }
     if image.matches_pin == Some(false) {
         problems.push(format!(
-            "checksum mismatch: the WasmPlugin pins sha256 {} but {} has manifest digest {} (Istio compares sha256 with the manifest digest, and the sidecars refuse the module); re-apply with `deployer apply` to pin the image as it is now",
+            "checksum mismatch: the WasmPlugin pins sha256 {} but {} has {} {} ({}, and the sidecars refuse the module); {}",
             image.pinned.clone().unwrap_or_default(),
             image.url,
-            image.digest.clone().unwrap_or_default()
+            if oci { "manifest digest" } else { "module sha256" },
+            image.digest.clone().unwrap_or_default(),
+            if oci {
+                "Istio compares sha256 with the image manifest's digest"
+            } else {
+                "Istio compares sha256 with the downloaded module's"
+            },
+            if oci {
+                "re-apply with `deployer apply` to pin the image as it is now"
+            } else {
+                "set --sha256 to the module's, or serve the module that was pinned"
+            }
         ));
     }
     let selector = select::describe_selector(&plugin);
+    let mut listed = false;
     let (selected, not_selected) = if plugin.targets_workloads() {
         match pods::list_pods(cluster, &plugin.namespace).await {
             Ok(all) => {
+                listed = true;
                 let selection = select::select(&plugin, &all);
                 (selection.selected, selection.not_selected)
             }
@@ -194,11 +230,22 @@ pub async fn report(cluster: &Cluster, plugin: Plugin, options: &oci::Options) -
         ));
         (Vec::new(), 0)
     };
-    if plugin.targets_workloads() && selected.is_empty() && problems.is_empty() {
-        problems.push(format!(
-            "no pod in namespace {} matches selector {selector} ({not_selected} pod(s) there); fix the selector (deployer apply --selector) or the pods' labels",
-            plugin.namespace
-        ));
+    let every_pod = plugin
+        .selector
+        .as_ref()
+        .is_none_or(|labels| labels.is_empty());
+    if plugin.targets_workloads() && selected.is_empty() && listed {
+        problems.push(if every_pod {
+            format!(
+                "namespace {} has no pod, and the plugin (no selector) runs on every pod there; deploy the workload there",
+                plugin.namespace
+            )
+        } else {
+            format!(
+                "no pod in namespace {} matches selector {selector} ({not_selected} pod(s) there); fix the selector (deployer apply --selector) or the pods' labels",
+                plugin.namespace
+            )
+        });
     }
     let mut checks = Vec::new();
     for pod in selected {

@@ -15,22 +15,7 @@ use crate::oci::{self, ImageRef, Options, RetryPolicy, Transport, Verdict};
 pub async fn fetch(plugin: &Plugin, cache: &Path) -> Result<PathBuf, String> {
     let url = plugin.fetch_url();
     let expected = plugin.expected_sha256();
-    let (module, checksum) = if let Some(path) = url.strip_prefix("file://") {
-        let bytes = std::fs::read(path).map_err(|err| format!("cannot read {path}: {err}"))?;
-        let checksum = hex::encode(Sha256::digest(&bytes));
-        (bytes, checksum)
-    } else if url.starts_with("http://") || url.starts_with("https://") {
-        let bytes = http_get(&url).await?;
-        let checksum = hex::encode(Sha256::digest(&bytes));
-        (bytes, checksum)
-    } else if url.starts_with("oci://") {
-        fetch_oci(&url).await?
-    } else {
-        let scheme = url.split("://").next().unwrap_or_default();
-        return Err(format!(
-            "unsupported Wasm module downloading URL scheme: {scheme}"
-        ));
-    };
+    let (module, checksum) = download(&url).await?;
     if let Some(expected) = expected
         && expected != checksum
     {
@@ -52,6 +37,27 @@ pub async fn fetch(plugin: &Plugin, cache: &Path) -> Result<PathBuf, String> {
             .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
     }
     Ok(path)
+}
+
+/// The module at `url` and the checksum Istio compares with `sha256`: the bytes' sha256 for
+/// file and http(s) urls, the image manifest's digest for oci.
+pub async fn download(url: &str) -> Result<(Vec<u8>, String), String> {
+    if let Some(path) = url.strip_prefix("file://") {
+        let bytes = std::fs::read(path).map_err(|err| format!("cannot read {path}: {err}"))?;
+        let checksum = hex::encode(Sha256::digest(&bytes));
+        Ok((bytes, checksum))
+    } else if url.starts_with("http://") || url.starts_with("https://") {
+        let bytes = http_get(url).await?;
+        let checksum = hex::encode(Sha256::digest(&bytes));
+        Ok((bytes, checksum))
+    } else if url.starts_with("oci://") {
+        fetch_oci(url).await
+    } else {
+        let scheme = url.split("://").next().unwrap_or_default();
+        Err(format!(
+            "unsupported Wasm module downloading URL scheme: {scheme}"
+        ))
+    }
 }
 
 /// The module and the checksum Istio compares for oci urls: the image manifest's digest.
