@@ -13,3 +13,20 @@ pub enum Format {
 pub fn interactive() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("CI").is_none()
 }
+
+/// A spinner with elapsed time for waits whose size is unknown up front (a pull resolves the
+/// manifest before it knows the layer size); `None` when nobody is watching.
+pub fn spinner(
+    message: impl Into<std::borrow::Cow<'static, str>>,
+) -> Option<indicatif::ProgressBar> {
+    if !interactive() {
+        return None;
+    }
+    let spinner = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+        spinner.set_style(style);
+    }
+    spinner.set_message(message);
+    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    Some(spinner)
+}

@@ -21,7 +21,12 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reference = ImageRef::parse(&args.reference)?;
     let options = args.registry.into_options()?;
-    let (module, fetched) = oci::pull(&reference, &options).await?;
+    let spinner = deployer::output::spinner(format!("pulling {reference}"));
+    let pulled = oci::pull(&reference, &options).await;
+    if let Some(spinner) = spinner {
+        spinner.finish_and_clear();
+    }
+    let (module, fetched) = pulled?;
     write_atomically(&args.output, &module)?;
     let layout = match &fetched.verdict {
         Verdict::Compatible(layout) => layout.to_string(),
@@ -69,7 +74,12 @@ pub async fn inspect_oci(
     use deployer::output::Format;
     let reference = ImageRef::parse(reference)?;
     let options = registry.into_options()?;
-    let fetched = oci::fetch(&reference, &options).await?;
+    let spinner = deployer::output::spinner(format!("fetching {reference}"));
+    let fetched = oci::fetch(&reference, &options).await;
+    if let Some(spinner) = spinner {
+        spinner.finish_and_clear();
+    }
+    let fetched = fetched?;
     let report = fetched.module.as_deref().map(deployer::module::inspect);
     let (compatible, why) = match &fetched.verdict {
         Verdict::Compatible(layout) => (true, layout.to_string()),
