@@ -487,15 +487,24 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         };
         running.stop(Duration::from_millis(200)).await.unwrap();
-        // The sleep was reparented and reaped by init (or is a zombie awaiting it).
-        let state = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
-        let state = state
-            .rsplit(')')
-            .next()
-            .unwrap_or_default()
-            .trim_start()
-            .chars()
-            .next();
+        // SIGKILL is delivered asynchronously: give the kernel a moment to end the sleep, which
+        // is then reaped by init (or is a zombie awaiting it).
+        let process_state = || {
+            let stat =
+                std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
+            stat.rsplit(')')
+                .next()
+                .unwrap_or_default()
+                .trim_start()
+                .chars()
+                .next()
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut state = process_state();
+        while !matches!(state, None | Some('Z') | Some('X')) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            state = process_state();
+        }
         assert!(
             matches!(state, None | Some('Z') | Some('X')),
             "sleep {grandchild} still running: {state:?}"
