@@ -52,6 +52,23 @@ impl Workspace {
             .env_remove("SOURCE_DATE_EPOCH");
         command
     }
+
+    /// Runs the deployer with `args`, feeding `stdin` when given.
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        let mut command = self.deployer();
+        command.args(args);
+        if let Some(stdin) = stdin {
+            command.write_stdin(stdin.to_string());
+        }
+        run(command)
+    }
+
+    /// `deployer pull SOURCE -o OUT EXTRA...`.
+    fn pull(&self, source: &str, out: &Path, extra: &[&str]) -> Run {
+        let mut args = vec!["pull", source, "-o", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        self.run(&args, None)
+    }
 }
 
 struct Run {
@@ -69,13 +86,23 @@ fn run(mut command: assert_cmd::Command) -> Run {
     }
 }
 
-fn push_json(workspace: &Workspace, args: &[&str], stdin: Option<&str>) -> serde_json::Value {
-    let mut command = workspace.deployer();
-    command.arg("push").args(args).args(["-o", "json"]);
-    if let Some(stdin) = stdin {
-        command.write_stdin(stdin.to_string());
+impl Run {
+    /// The command failed, and its stderr says every one of `needles`.
+    fn assert_failed_saying(&self, needles: &[&str]) {
+        assert!(!self.ok, "expected a failure, got:\n{}", self.stdout);
+        assert!(
+            needles.iter().all(|needle| self.stderr.contains(needle)),
+            "{}",
+            self.stderr
+        );
     }
-    let result = run(command);
+}
+
+fn push_json(workspace: &Workspace, args: &[&str], stdin: Option<&str>) -> serde_json::Value {
+    let mut push_args = vec!["push"];
+    push_args.extend_from_slice(args);
+    push_args.extend_from_slice(&["-o", "json"]);
+    let result = workspace.run(&push_args, stdin);
     assert!(result.ok, "push {args:?} failed:\n{}", result.stderr);
     serde_json::from_str(&result.stdout)
         .unwrap_or_else(|err| panic!("push -o json printed {:?}: {err}", result.stdout))
@@ -92,6 +119,10 @@ fn skopeo(args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn skopeo_json(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&skopeo(args)).unwrap()
 }
 
 /// plugin.wasm from a tar+gzip layer file, read with the tar/flate2 crates (not our code).
@@ -134,13 +165,7 @@ fn push_is_seen_by_skopeo_and_round_trips_byte_identical() {
 
     // An independent client sees the layout Istio expects.
     let docker_ref = format!("docker://{reference}");
-    let raw: serde_json::Value = serde_json::from_str(&skopeo(&[
-        "inspect",
-        "--tls-verify=false",
-        "--raw",
-        &docker_ref,
-    ]))
-    .unwrap();
+    let raw = skopeo_json(&["inspect", "--tls-verify=false", "--raw", &docker_ref]);
     assert_eq!(
         raw["mediaType"],
         "application/vnd.oci.image.manifest.v1+json"
@@ -155,8 +180,7 @@ fn push_is_seen_by_skopeo_and_round_trips_byte_identical() {
         "application/vnd.oci.image.layer.v1.tar+gzip"
     );
     assert_eq!(raw["annotations"]["module.wasm.image/variant"], "compat");
-    let inspected: serde_json::Value =
-        serde_json::from_str(&skopeo(&["inspect", "--tls-verify=false", &docker_ref])).unwrap();
+    let inspected = skopeo_json(&["inspect", "--tls-verify=false", &docker_ref]);
     assert_eq!(
         inspected["Digest"], digest,
         "skopeo computes the same manifest digest"
@@ -184,9 +208,7 @@ fn push_is_seen_by_skopeo_and_round_trips_byte_identical() {
         pushed["url"].as_str().unwrap().to_string(),
     ] {
         let out = workspace.path("pulled.wasm");
-        let mut command = workspace.deployer();
-        command.args(["pull", &source, "-o", out.to_str().unwrap(), "--plain-http"]);
-        let result = run(command);
+        let result = workspace.pull(&source, &out, &["--plain-http"]);
         assert!(result.ok, "pull {source} failed:\n{}", result.stderr);
         assert!(
             result.stdout.contains(digest),
@@ -213,15 +235,11 @@ fn push_is_seen_by_skopeo_and_round_trips_byte_identical() {
         &docker_v2,
     ]);
     let out = workspace.path("docker.wasm");
-    let mut command = workspace.deployer();
-    command.args([
-        "pull",
+    let result = workspace.pull(
         docker_v2.trim_start_matches("docker://"),
-        "-o",
-        out.to_str().unwrap(),
-        "--plain-http",
-    ]);
-    let result = run(command);
+        &out,
+        &["--plain-http"],
+    );
     assert!(
         result.ok,
         "pull of the Docker v2 image failed:\n{}",
@@ -288,13 +306,12 @@ fn raw_oci_variant_round_trips() {
         ],
         None,
     );
-    let raw: serde_json::Value = serde_json::from_str(&skopeo(&[
+    let raw = skopeo_json(&[
         "inspect",
         "--tls-verify=false",
         "--raw",
         &format!("docker://{reference}"),
-    ]))
-    .unwrap();
+    ]);
     let layers = raw["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 2, "{raw}");
     assert!(
@@ -303,15 +320,7 @@ fn raw_oci_variant_round_trips() {
             .any(|l| l["mediaType"] == "application/vnd.module.wasm.content.layer.v1+wasm")
     );
     let out = workspace.path("pulled.wasm");
-    let mut command = workspace.deployer();
-    command.args([
-        "pull",
-        pushed["url"].as_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--plain-http",
-    ]);
-    let result = run(command);
+    let result = workspace.pull(pushed["url"].as_str().unwrap(), &out, &["--plain-http"]);
     assert!(result.ok, "{}", result.stderr);
     assert_eq!(std::fs::read(&out).unwrap(), module_bytes());
 }
@@ -339,13 +348,12 @@ fn source_date_epoch_is_honoured_and_reproducible() {
         digests.push(json["digest"].as_str().unwrap().to_string());
     }
     assert_eq!(digests[0], digests[1]);
-    let config: serde_json::Value = serde_json::from_str(&skopeo(&[
+    let config = skopeo_json(&[
         "inspect",
         "--tls-verify=false",
         "--config",
         &format!("docker://{reference}"),
-    ]))
-    .unwrap();
+    ]);
     assert_eq!(config["created"], "2023-11-14T22:13:20Z");
 }
 
@@ -375,59 +383,52 @@ fn tls_registry_with_basic_auth() {
     let digest = pushed["digest"].as_str().unwrap();
 
     // skopeo, trusting the same CA, with the same credentials.
-    let inspected: serde_json::Value = serde_json::from_str(&skopeo(&[
+    let inspected = skopeo_json(&[
         "inspect",
         "--cert-dir",
         registry.cert_dir().to_str().unwrap(),
         "--creds",
         "alice:s3cret-pass",
         &format!("docker://{reference}"),
-    ]))
-    .unwrap();
+    ]);
     assert_eq!(inspected["Digest"], digest);
 
     let out = workspace.path("pulled.wasm");
-    let mut pull = workspace.deployer();
-    pull.args([
-        "pull",
-        &reference,
-        "-o",
-        out.to_str().unwrap(),
-        "--ca-file",
-        ca_arg,
-        "--username",
-        "alice",
-        "--password-stdin",
-    ])
-    .write_stdin("s3cret-pass");
-    let result = run(pull);
+    let result = workspace.run(
+        &[
+            "pull",
+            &reference,
+            "-o",
+            out.to_str().unwrap(),
+            "--ca-file",
+            ca_arg,
+            "--username",
+            "alice",
+            "--password-stdin",
+        ],
+        Some("s3cret-pass"),
+    );
     assert!(result.ok, "{}", result.stderr);
     assert_eq!(std::fs::read(&out).unwrap(), module_bytes());
 
     // Verified TLS by default: without the CA the push is refused, with a hint.
-    let mut untrusted = workspace.deployer();
-    untrusted
-        .args([
-            "push",
-            module_arg,
-            &reference,
-            "--username",
-            "alice",
-            "--password-stdin",
-        ])
-        .write_stdin("s3cret-pass");
-    let result = run(untrusted);
-    assert!(!result.ok);
-    assert!(
-        result.stderr.contains("TLS") && result.stderr.contains("--ca-file"),
-        "{}",
-        result.stderr
-    );
+    workspace
+        .run(
+            &[
+                "push",
+                module_arg,
+                &reference,
+                "--username",
+                "alice",
+                "--password-stdin",
+            ],
+            Some("s3cret-pass"),
+        )
+        .assert_failed_saying(&["TLS", "--ca-file"]);
 
     // --insecure skips verification on request.
-    let mut insecure = workspace.deployer();
-    insecure
-        .args([
+    let result = workspace.run(
+        &[
             "push",
             module_arg,
             &reference,
@@ -435,15 +436,14 @@ fn tls_registry_with_basic_auth() {
             "--username",
             "alice",
             "--password-stdin",
-        ])
-        .write_stdin("s3cret-pass");
-    let result = run(insecure);
+        ],
+        Some("s3cret-pass"),
+    );
     assert!(result.ok, "{}", result.stderr);
 
     // Wrong password: a clear 401 that names the user, never the password.
-    let mut wrong = workspace.deployer();
-    wrong
-        .args([
+    let result = workspace.run(
+        &[
             "push",
             module_arg,
             &reference,
@@ -452,27 +452,16 @@ fn tls_registry_with_basic_auth() {
             "--username",
             "alice",
             "--password-stdin",
-        ])
-        .write_stdin("Wr0ng-Pa55word");
-    let result = run(wrong);
-    assert!(!result.ok);
-    assert!(
-        result.stderr.contains("401") && result.stderr.contains("alice"),
-        "{}",
-        result.stderr
+        ],
+        Some("Wr0ng-Pa55word"),
     );
+    result.assert_failed_saying(&["401", "alice"]);
     assert!(!result.stderr.contains("Wr0ng-Pa55word") && !result.stdout.contains("Wr0ng-Pa55word"));
 
     // No credentials at all: 401 with what to do.
-    let mut anonymous = workspace.deployer();
-    anonymous.args(["push", module_arg, &reference, "--ca-file", ca_arg]);
-    let result = run(anonymous);
-    assert!(!result.ok);
-    assert!(
-        result.stderr.contains("401") && result.stderr.contains("--password-stdin"),
-        "{}",
-        result.stderr
-    );
+    workspace
+        .run(&["push", module_arg, &reference, "--ca-file", ca_arg], None)
+        .assert_failed_saying(&["401", "--password-stdin"]);
 }
 
 #[test]
@@ -554,15 +543,14 @@ fn docker_config_with_credential_helper_and_auths() {
         serde_json::json!({ "auths": { format!("https://{}", registry.address()): { "auth": auth } } }).to_string(),
     )
     .unwrap();
-    let mut push = workspace.deployer();
-    push.args([
+    let push_args = [
         "push",
         module.to_str().unwrap(),
         &reference,
         "--ca-file",
         ca.to_str().unwrap(),
-    ]);
-    let result = run(push);
+    ];
+    let result = workspace.run(&push_args, None);
     assert!(
         result.ok,
         "push with an auths entry failed:\n{}",
@@ -575,21 +563,31 @@ fn docker_config_with_credential_helper_and_auths() {
         serde_json::json!({ "credsStore": "missinghelper" }).to_string(),
     )
     .unwrap();
-    let mut push = workspace.deployer();
-    push.args([
-        "push",
-        module.to_str().unwrap(),
-        &reference,
-        "--ca-file",
-        ca.to_str().unwrap(),
-    ]);
-    let result = run(push);
-    assert!(!result.ok);
-    assert!(
-        result.stderr.contains("docker-credential-missinghelper"),
-        "{}",
-        result.stderr
-    );
+    workspace
+        .run(&push_args, None)
+        .assert_failed_saying(&["docker-credential-missinghelper"]);
+}
+
+/// A plain-http push allowed three attempts, `backoff_ms` apart (doubling).
+fn push_with_retries(
+    workspace: &Workspace,
+    module: &Path,
+    reference: &str,
+    backoff_ms: &str,
+) -> Run {
+    workspace.run(
+        &[
+            "push",
+            module.to_str().unwrap(),
+            reference,
+            "--plain-http",
+            "--attempts",
+            "3",
+            "--retry-backoff-ms",
+            backoff_ms,
+        ],
+        None,
+    )
 }
 
 #[test]
@@ -598,27 +596,10 @@ fn registry_down_gives_bounded_retries_then_a_clear_error() {
     let module = workspace.module();
     let port = tools::free_port();
     let reference = format!("127.0.0.1:{port}/filters/logger:v1");
-    let mut command = workspace.deployer();
-    command.args([
-        "push",
-        module.to_str().unwrap(),
-        &reference,
-        "--plain-http",
-        "--attempts",
-        "3",
-        "--retry-backoff-ms",
-        "100",
-    ]);
     let started = Instant::now();
-    let result = run(command);
+    let result = push_with_retries(&workspace, &module, &reference, "100");
     let elapsed = started.elapsed();
-    assert!(!result.ok);
-    assert!(
-        result.stderr.contains(&format!("127.0.0.1:{port}"))
-            && result.stderr.contains("after 3 attempt"),
-        "{}",
-        result.stderr
-    );
+    result.assert_failed_saying(&[&format!("127.0.0.1:{port}"), "after 3 attempt"]);
     // Two backoffs (100 ms, then 200 ms) between three attempts, and no endless loop.
     assert!(
         elapsed >= Duration::from_millis(300),
@@ -634,35 +615,29 @@ fn invalid_module_and_bad_reference_are_refused_before_any_upload() {
     let junk = workspace.path("junk.wasm");
     std::fs::write(&junk, b"this is not a wasm module").unwrap();
 
-    let mut command = workspace.deployer();
-    command.args([
-        "push",
-        junk.to_str().unwrap(),
-        &format!("{}/filters/junk:v1", registry.address()),
-        "--plain-http",
-    ]);
-    let result = run(command);
-    assert!(!result.ok);
-    assert!(
-        result.stderr.contains("refusing to push") && result.stderr.contains("junk.wasm"),
-        "{}",
-        result.stderr
-    );
+    workspace
+        .run(
+            &[
+                "push",
+                junk.to_str().unwrap(),
+                &format!("{}/filters/junk:v1", registry.address()),
+                "--plain-http",
+            ],
+            None,
+        )
+        .assert_failed_saying(&["refusing to push", "junk.wasm"]);
 
     let module = workspace.module();
     for bad in [
         format!("{}/Filters/UPPER:v1", registry.address()),
         format!("{}/filters/x:bad tag", registry.address()),
     ] {
-        let mut command = workspace.deployer();
-        command.args(["push", module.to_str().unwrap(), &bad, "--plain-http"]);
-        let result = run(command);
-        assert!(!result.ok, "pushed to {bad}");
-        assert!(
-            result.stderr.contains("invalid image reference"),
-            "{}",
-            result.stderr
+        let result = workspace.run(
+            &["push", module.to_str().unwrap(), &bad, "--plain-http"],
+            None,
         );
+        assert!(!result.ok, "pushed to {bad}");
+        result.assert_failed_saying(&["invalid image reference"]);
     }
     assert!(
         registry.catalog().is_empty(),
@@ -677,15 +652,16 @@ fn plain_http_registry_without_the_flag_gets_a_hint() {
     let registry = Registry::plain();
     let workspace = Workspace::new();
     let module = workspace.module();
-    let mut command = workspace.deployer();
-    command.args([
-        "push",
-        module.to_str().unwrap(),
-        &format!("{}/filters/logger:v1", registry.address()),
-    ]);
-    let result = run(command);
-    assert!(!result.ok);
-    assert!(result.stderr.contains("--plain-http"), "{}", result.stderr);
+    workspace
+        .run(
+            &[
+                "push",
+                module.to_str().unwrap(),
+                &format!("{}/filters/logger:v1", registry.address()),
+            ],
+            None,
+        )
+        .assert_failed_saying(&["--plain-http"]);
 }
 
 /// An image Istio cannot load: a CNCF-style artifact whose only layer is the raw module
@@ -742,26 +718,15 @@ fn istio_rejected_layout_is_reported_and_not_pulled() {
     push_rejected_layout(&registry, &workspace, &reference);
 
     let out = workspace.path("pulled.wasm");
-    let mut pull = workspace.deployer();
-    pull.args([
-        "pull",
-        &reference,
-        "-o",
-        out.to_str().unwrap(),
-        "--plain-http",
-    ]);
-    let result = run(pull);
-    assert!(!result.ok);
-    assert!(
-        result.stderr.contains("not an image Istio can load"),
-        "{}",
-        result.stderr
-    );
+    workspace
+        .pull(&reference, &out, &["--plain-http"])
+        .assert_failed_saying(&["not an image Istio can load"]);
     assert!(!out.exists(), "nothing half-done");
 
-    let mut inspect = workspace.deployer();
-    inspect.args(["inspect", &format!("oci://{reference}"), "--plain-http"]);
-    let result = run(inspect);
+    let result = workspace.run(
+        &["inspect", &format!("oci://{reference}"), "--plain-http"],
+        None,
+    );
     assert!(
         result.stdout.contains("Istio-compatible: no"),
         "stdout:\n{}\nstderr:\n{}",
@@ -777,9 +742,7 @@ fn istio_rejected_layout_is_reported_and_not_pulled() {
         &[module.to_str().unwrap(), &good, "--plain-http"],
         None,
     );
-    let mut inspect = workspace.deployer();
-    inspect.args(["inspect", &format!("oci://{good}"), "--plain-http"]);
-    let result = run(inspect);
+    let result = workspace.run(&["inspect", &format!("oci://{good}"), "--plain-http"], None);
     assert!(result.ok, "{}", result.stderr);
     assert!(
         result.stdout.contains("Istio-compatible: yes"),
@@ -824,15 +787,7 @@ fn bearer_token_registry_with_basic_credentials_and_identity_tokens() {
     )
     .unwrap();
     let out = workspace.path("pulled.wasm");
-    let mut pull = workspace.deployer();
-    pull.args([
-        "pull",
-        &reference,
-        "-o",
-        out.to_str().unwrap(),
-        "--plain-http",
-    ]);
-    let result = run(pull);
+    let result = workspace.pull(&reference, &out, &["--plain-http"]);
     assert!(
         result.ok,
         "pull with an identity token failed:\n{}",
@@ -848,36 +803,25 @@ fn bearer_token_registry_with_basic_credentials_and_identity_tokens() {
         serde_json::json!({ "auths": { token.registry.address(): { "identitytoken": "refresh-WRONG-999" } } }).to_string(),
     )
     .unwrap();
-    let mut push = workspace.deployer();
-    push.args(["push", module_arg, &reference, "--plain-http"]);
-    let result = run(push);
-    assert!(!result.ok);
-    assert!(
-        result.stderr.contains("401") && result.stderr.contains("identity token"),
-        "{}",
-        result.stderr
-    );
+    let result = workspace.run(&["push", module_arg, &reference, "--plain-http"], None);
+    result.assert_failed_saying(&["401", "identity token"]);
     assert!(!result.stderr.contains("refresh-WRONG-999"));
 
     // Wrong password through the bearer flow: 401 too.
-    let mut push = workspace.deployer();
-    push.args([
-        "push",
-        module_arg,
-        &reference,
-        "--plain-http",
-        "--username",
-        "carol",
-        "--password-stdin",
-    ])
-    .write_stdin("nope-nope");
-    let result = run(push);
-    assert!(!result.ok);
-    assert!(
-        result.stderr.contains("401") && !result.stderr.contains("nope-nope"),
-        "{}",
-        result.stderr
+    let result = workspace.run(
+        &[
+            "push",
+            module_arg,
+            &reference,
+            "--plain-http",
+            "--username",
+            "carol",
+            "--password-stdin",
+        ],
+        Some("nope-nope"),
     );
+    result.assert_failed_saying(&["401"]);
+    assert!(!result.stderr.contains("nope-nope"), "{}", result.stderr);
 }
 
 #[test]
@@ -888,15 +832,7 @@ fn push_without_a_file_builds_and_pushes_the_filter() {
     let reference = format!("{}/filters/default:v1", registry.address());
     let pushed = push_json(&workspace, &[&reference, "--plain-http"], None);
     let out = workspace.path("pulled.wasm");
-    let mut pull = workspace.deployer();
-    pull.args([
-        "pull",
-        pushed["url"].as_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--plain-http",
-    ]);
-    let result = run(pull);
+    let result = workspace.pull(pushed["url"].as_str().unwrap(), &out, &["--plain-http"]);
     assert!(result.ok, "{}", result.stderr);
     assert_eq!(
         std::fs::read(&out).unwrap(),
@@ -936,25 +872,9 @@ fn server_errors_are_retried_a_bounded_number_of_times() {
     let module = workspace.module();
     let (port, requests) = always_503();
     let reference = format!("127.0.0.1:{port}/filters/logger:v1");
-    let mut command = workspace.deployer();
-    command.args([
-        "push",
-        module.to_str().unwrap(),
-        &reference,
-        "--plain-http",
-        "--attempts",
-        "3",
-        "--retry-backoff-ms",
-        "50",
-    ]);
     let started = Instant::now();
-    let result = run(command);
-    assert!(!result.ok);
-    assert!(
-        result.stderr.contains("503") && result.stderr.contains("after 3 attempt"),
-        "{}",
-        result.stderr
-    );
+    let result = push_with_retries(&workspace, &module, &reference, "50");
+    result.assert_failed_saying(&["503", "after 3 attempt"]);
     assert_eq!(
         requests.load(std::sync::atomic::Ordering::SeqCst),
         3,
