@@ -44,6 +44,16 @@ fn push_filter(stack: &Stack, ns: &Namespace<'_>) -> String {
 }
 
 fn apply(stack: &Stack, ns: &Namespace<'_>, image: &str, extra: &[&str]) {
+    apply_with_root_id(stack, ns, image, ROOT_ID, extra);
+}
+
+fn apply_with_root_id(
+    stack: &Stack,
+    ns: &Namespace<'_>,
+    image: &str,
+    root_id: &str,
+    extra: &[&str],
+) {
     let output = deployer(stack)
         .args([
             "apply",
@@ -54,7 +64,7 @@ fn apply(stack: &Stack, ns: &Namespace<'_>, image: &str, extra: &[&str]) {
             image,
             "--plain-http",
         ])
-        .args(["--plugin-name", ROOT_ID])
+        .args(["--plugin-name", root_id])
         .args(extra)
         .output()
         .expect("run deployer apply");
@@ -86,6 +96,32 @@ fn status(stack: &Stack, ns: &Namespace<'_>, extra: &[&str]) -> Output {
         .expect("run deployer status")
 }
 
+/// `deployer status` must fail; returns its stdout (the report) to check the reasons.
+fn status_failing(stack: &Stack, ns: &Namespace<'_>) -> String {
+    let output = status(stack, ns, &[]);
+    let (stdout, _) = text(&output);
+    assert!(!output.status.success(), "{stdout}");
+    stdout
+}
+
+/// `deployer logs` must fail; returns its stderr to check the reason.
+fn logs_failing(stack: &Stack, ns: &Namespace<'_>) -> String {
+    let output = logs(stack, ns, &[]);
+    let (_, stderr) = text(&output);
+    assert!(!output.status.success());
+    stderr
+}
+
+/// The filter pushed and applied to `app=web`, and a meshed pod `web` whose stand-in sidecar
+/// is running: what most tests start from. Returns the image and the sidecar.
+fn filter_serving_in_web_pod(stack: &Stack, ns: &Namespace<'_>) -> (String, StandIn) {
+    let image = push_filter(stack, ns);
+    apply(stack, ns, &image, &["--selector", "app=web"]);
+    create_pod(ns, &meshed_pod("web"));
+    let sidecar = StandIn::start(stack, &ns.name, "web");
+    (image, sidecar)
+}
+
 /// Polls `probe` until it returns Some (30 s at most); the panic shows the last attempt.
 fn eventually<T>(what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -96,6 +132,23 @@ fn eventually<T>(what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T 
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     }
+}
+
+/// Polls `deployer logs` until its stdout satisfies `wanted`; returns that stdout.
+fn eventually_logs(
+    stack: &Stack,
+    ns: &Namespace<'_>,
+    what: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> String {
+    eventually(what, || {
+        let (stdout, _) = text(&logs(stack, ns, &[]));
+        if wanted(&stdout) {
+            Ok(stdout)
+        } else {
+            Err(stdout)
+        }
+    })
 }
 
 fn new_http_context_lines<'a>(stdout: &'a str, pod: &str) -> Vec<&'a str> {
@@ -272,14 +325,12 @@ fn wrong_sha256_fails_status_with_checksum_mismatch_and_logs_show_the_agent_fetc
     apply(stack, &ns, &image, &["--selector", "app=web"]);
     sidecar.wait_state(|state| state["plugins"][0]["status"] == "loaded");
     assert_eq!(sidecar.get("/"), 200);
-    eventually("a NewHttpContext line after the fix", || {
-        let (stdout, _) = text(&logs(stack, &ns, &[]));
-        if new_http_context_lines(&stdout, "web").len() == 1 {
-            Ok(())
-        } else {
-            Err(stdout)
-        }
-    });
+    eventually_logs(
+        stack,
+        &ns,
+        "a NewHttpContext line after the fix",
+        |stdout| new_http_context_lines(stdout, "web").len() == 1,
+    );
     let output = status(stack, &ns, &[]);
     assert!(output.status.success(), "{:?}", text(&output));
 }
@@ -292,9 +343,7 @@ fn a_selector_matching_no_pod_is_reported() {
     apply(stack, &ns, &image, &["--selector", "app=nothing"]);
     create_pod(&ns, &meshed_pod("web"));
 
-    let output = status(stack, &ns, &[]);
-    let (stdout, _) = text(&output);
-    assert!(!output.status.success(), "{stdout}");
+    let stdout = status_failing(stack, &ns);
     assert!(
         stdout.contains(&format!(
             "no pod in namespace {} matches selector app=nothing (1 pod(s) there)",
@@ -302,9 +351,7 @@ fn a_selector_matching_no_pod_is_reported() {
         )),
         "{stdout}"
     );
-    let output = logs(stack, &ns, &[]);
-    let (_, stderr) = text(&output);
-    assert!(!output.status.success());
+    let stderr = logs_failing(stack, &ns);
     assert!(stderr.contains("no pod in namespace"), "{stderr}");
 
     // A name that does not exist is named, with where to look.
@@ -338,9 +385,7 @@ fn a_selected_pod_without_istio_proxy_is_reported() {
             sidecar: false,
         },
     );
-    let output = status(stack, &ns, &[]);
-    let (stdout, _) = text(&output);
-    assert!(!output.status.success(), "{stdout}");
+    let stdout = status_failing(stack, &ns);
     assert!(
         stdout.contains("plain  Running  istio-proxy: NO"),
         "{stdout}"
@@ -349,9 +394,7 @@ fn a_selected_pod_without_istio_proxy_is_reported() {
         stdout.contains("pod plain has no istio-proxy container"),
         "{stdout}"
     );
-    let output = logs(stack, &ns, &[]);
-    let (_, stderr) = text(&output);
-    assert!(!output.status.success());
+    let stderr = logs_failing(stack, &ns);
     assert!(
         stderr.contains("pod plain has no istio-proxy container"),
         "{stderr}"
@@ -407,10 +450,7 @@ fn without_wasm_info_logs_prints_nothing_and_says_why() {
 fn follow_streams_new_lines_as_requests_arrive() {
     let stack = stack();
     let ns = stack.namespace("mesh-follow");
-    let image = push_filter(stack, &ns);
-    apply(stack, &ns, &image, &["--selector", "app=web"]);
-    create_pod(&ns, &meshed_pod("web"));
-    let sidecar = StandIn::start(stack, &ns.name, "web");
+    let (_, sidecar) = filter_serving_in_web_pod(stack, &ns);
 
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("deployer"))
         .args(["logs", PLUGIN, "-n", &ns.name, "-f"])
@@ -452,27 +492,17 @@ fn follow_streams_new_lines_as_requests_arrive() {
 fn a_changed_plugin_takes_over_in_the_running_sidecar_without_failing_requests() {
     let stack = stack();
     let ns = stack.namespace("mesh-change");
-    let image = push_filter(stack, &ns);
-    apply(stack, &ns, &image, &["--selector", "app=web"]);
-    create_pod(&ns, &meshed_pod("web"));
-    let mut sidecar = StandIn::start(stack, &ns.name, "web");
+    let (image, mut sidecar) = filter_serving_in_web_pod(stack, &ns);
     assert_eq!(sidecar.get("/"), 200);
 
     // Another root_id: the sidecar must reload the plugin. Requests keep flowing meanwhile.
-    let output = deployer(stack)
-        .args([
-            "apply",
-            PLUGIN,
-            "-n",
-            &ns.name,
-            "--image",
-            &image,
-            "--plain-http",
-        ])
-        .args(["--selector", "app=web", "--plugin-name", "second_root"])
-        .output()
-        .expect("run deployer apply");
-    assert!(output.status.success(), "{:?}", text(&output));
+    apply_with_root_id(
+        stack,
+        &ns,
+        &image,
+        "second_root",
+        &["--selector", "app=web"],
+    );
     let rv = kubectl_ok(ns.kubectl().args([
         "get",
         "wasmplugin",
@@ -494,16 +524,11 @@ fn a_changed_plugin_takes_over_in_the_running_sidecar_without_failing_requests()
     }
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     assert_eq!(sidecar.get("/after"), 200);
-    let stdout = eventually("a line with the new root_id", || {
-        let (stdout, _) = text(&logs(stack, &ns, &[]));
-        if stdout.contains(&format!(
+    let stdout = eventually_logs(stack, &ns, "a line with the new root_id", |stdout| {
+        stdout.contains(&format!(
             "wasm log {}.{PLUGIN} second_root: NewHttpContext",
             ns.name
-        )) {
-            Ok(stdout)
-        } else {
-            Err(stdout)
-        }
+        ))
     });
     assert!(
         stdout.contains(&format!(
@@ -526,10 +551,7 @@ fn a_changed_plugin_takes_over_in_the_running_sidecar_without_failing_requests()
 fn a_configuration_envoy_refuses_is_reported_and_the_previous_one_keeps_serving() {
     let stack = stack();
     let ns = stack.namespace("mesh-refused");
-    let image = push_filter(stack, &ns);
-    apply(stack, &ns, &image, &["--selector", "app=web"]);
-    create_pod(&ns, &meshed_pod("web"));
-    let sidecar = StandIn::start(stack, &ns.name, "web");
+    let (image, sidecar) = filter_serving_in_web_pod(stack, &ns);
     assert_eq!(sidecar.get("/"), 200);
 
     // The filter's on_configure refuses unknown keys, so Envoy cannot load the plugin.
@@ -554,9 +576,7 @@ fn a_configuration_envoy_refuses_is_reported_and_the_previous_one_keeps_serving(
         "Envoy's reason is in the log: {log}"
     );
 
-    let output = status(stack, &ns, &[]);
-    let (stdout, _) = text(&output);
-    assert!(!output.status.success(), "{stdout}");
+    let stdout = status_failing(stack, &ns);
     assert!(
         stdout.contains("pod web: Envoy could not load the plugin"),
         "{stdout}"
@@ -610,13 +630,8 @@ fn an_http_module_url_is_fetched_and_checked_by_its_bytes() {
     create_pod(&ns, &meshed_pod("web"));
     let sidecar = StandIn::start(stack, &ns.name, "web");
     assert_eq!(sidecar.get("/"), 200);
-    eventually("a NewHttpContext line", || {
-        let (stdout, _) = text(&logs(stack, &ns, &[]));
-        if new_http_context_lines(&stdout, "web").len() == 1 {
-            Ok(())
-        } else {
-            Err(stdout)
-        }
+    eventually_logs(stack, &ns, "a NewHttpContext line", |stdout| {
+        new_http_context_lines(stdout, "web").len() == 1
     });
     let output = status(stack, &ns, &[]);
     let (stdout, _) = text(&output);
@@ -633,21 +648,14 @@ fn an_http_module_url_is_fetched_and_checked_by_its_bytes() {
         &url,
         &["--selector", "app=web", "--sha256", &wrong],
     );
-    let output = status(stack, &ns, &[]);
-    let (stdout, _) = text(&output);
-    assert!(!output.status.success(), "{stdout}");
+    let stdout = status_failing(stack, &ns);
     assert!(
         stdout.contains(&format!("checksum mismatch: the WasmPlugin pins sha256 {wrong} but {url} has module sha256 sha256:{sha}")),
         "{stdout}"
     );
-    eventually("the agent's fetch error", || {
-        let (stdout, _) = text(&logs(stack, &ns, &[]));
-        if stdout.contains(&format!(
+    eventually_logs(stack, &ns, "the agent's fetch error", |stdout| {
+        stdout.contains(&format!(
             "cannot fetch Wasm module {url}: module downloaded from {url} has checksum {sha}, which does not match: {wrong}"
-        )) {
-            Ok(())
-        } else {
-            Err(stdout)
-        }
+        ))
     });
 }
