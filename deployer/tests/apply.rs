@@ -76,6 +76,14 @@ impl Fixture {
         self.deployer(&all)
     }
 
+    /// `deployer apply NAME -n NS --image IMAGE --no-pin ARGS`: the tag as given, no registry
+    /// lookup.
+    fn apply_unpinned(&self, name: &str, image: &str, args: &[&str]) -> Run {
+        let mut all = vec!["--image", image, "--no-pin"];
+        all.extend_from_slice(args);
+        self.apply(name, &all)
+    }
+
     fn get(&self, name: &str) -> Option<Value> {
         let output = self
             .ns
@@ -122,10 +130,7 @@ fn create_then_unchanged_then_configured() {
     let image = f.image("v1");
     let started = Instant::now();
     let run = ok(
-        f.apply(
-            "ctx",
-            &["--image", &image, "--no-pin", "--selector", "app=web"],
-        ),
+        f.apply_unpinned("ctx", &image, &["--selector", "app=web"]),
         "first apply",
     );
     let first_apply = started.elapsed();
@@ -152,10 +157,7 @@ fn create_then_unchanged_then_configured() {
 
     let started = Instant::now();
     let run = ok(
-        f.apply(
-            "ctx",
-            &["--image", &image, "--no-pin", "--selector", "app=web"],
-        ),
+        f.apply_unpinned("ctx", &image, &["--selector", "app=web"]),
         "same apply",
     );
     let second_apply = started.elapsed();
@@ -167,17 +169,10 @@ fn create_then_unchanged_then_configured() {
     );
 
     let run = ok(
-        f.apply(
+        f.apply_unpinned(
             "ctx",
-            &[
-                "--image",
-                &image,
-                "--no-pin",
-                "--selector",
-                "app=web",
-                "--phase",
-                "stats",
-            ],
+            &image,
+            &["--selector", "app=web", "--phase", "stats"],
         ),
         "changed apply",
     );
@@ -185,19 +180,10 @@ fn create_then_unchanged_then_configured() {
     assert_ne!(f.resource_version("ctx"), rv);
     assert_eq!(f.get("ctx").unwrap()["spec"]["phase"], "STATS");
     let run = ok(
-        f.apply(
+        f.apply_unpinned(
             "ctx",
-            &[
-                "--image",
-                &image,
-                "--no-pin",
-                "--selector",
-                "app=web",
-                "--phase",
-                "stats",
-                "-o",
-                "json",
-            ],
+            &image,
+            &["--selector", "app=web", "--phase", "stats", "-o", "json"],
         ),
         "-o json",
     );
@@ -219,7 +205,7 @@ fn conflicts_with_another_field_manager_and_force() {
     let f = Fixture::new("apply-conflict");
     let image = f.image("v1");
     ok(
-        f.apply("ctx", &["--image", &image, "--no-pin", "--phase", "authn"]),
+        f.apply_unpinned("ctx", &image, &["--phase", "authn"]),
         "apply",
     );
     // Another tool takes .spec.phase (kubectl's own server-side apply, forced).
@@ -243,7 +229,7 @@ fn conflicts_with_another_field_manager_and_force() {
     );
 
     let run = failed(
-        f.apply("ctx", &["--image", &image, "--no-pin", "--phase", "stats"]),
+        f.apply_unpinned("ctx", &image, &["--phase", "stats"]),
         "conflicting apply",
     );
     assert!(
@@ -261,17 +247,7 @@ fn conflicts_with_another_field_manager_and_force() {
     );
 
     let run = ok(
-        f.apply(
-            "ctx",
-            &[
-                "--image",
-                &image,
-                "--no-pin",
-                "--phase",
-                "stats",
-                "--force-conflicts",
-            ],
-        ),
+        f.apply_unpinned("ctx", &image, &["--phase", "stats", "--force-conflicts"]),
         "forced apply",
     );
     assert!(run.stdout.contains("configured"), "{run}");
@@ -282,25 +258,16 @@ fn conflicts_with_another_field_manager_and_force() {
 fn server_dry_run_changes_nothing() {
     let f = Fixture::new("apply-dry");
     let run = ok(
-        f.apply(
-            "new",
-            &["--image", &f.image("v1"), "--no-pin", "--dry-run=server"],
-        ),
+        f.apply_unpinned("new", &f.image("v1"), &["--dry-run=server"]),
         "dry run create",
     );
     assert!(run.stdout.contains("created (server dry run,"), "{run}");
     assert!(f.get("new").is_none(), "a server dry run stores nothing");
 
-    ok(
-        f.apply("ctx", &["--image", &f.image("v1"), "--no-pin"]),
-        "apply",
-    );
+    ok(f.apply_unpinned("ctx", &f.image("v1"), &[]), "apply");
     let rv = f.resource_version("ctx");
     let run = ok(
-        f.apply(
-            "ctx",
-            &["--image", &f.image("v2"), "--no-pin", "--dry-run=server"],
-        ),
+        f.apply_unpinned("ctx", &f.image("v2"), &["--dry-run=server"]),
         "dry run change",
     );
     assert!(run.stdout.contains("configured (server dry run,"), "{run}");
@@ -312,17 +279,7 @@ fn server_dry_run_changes_nothing() {
 
     // Client dry run: checked and printed, nothing sent.
     let run = ok(
-        f.apply(
-            "ctx",
-            &[
-                "--image",
-                &f.image("v3"),
-                "--no-pin",
-                "--dry-run=client",
-                "-o",
-                "yaml",
-            ],
-        ),
+        f.apply_unpinned("ctx", &f.image("v3"), &["--dry-run=client", "-o", "yaml"]),
         "client dry run",
     );
     let printed: Value = serde_yaml::from_str(&run.stdout).expect("yaml");
@@ -378,17 +335,10 @@ fn api_server_validation_is_shown() {
 fn delete_and_list() {
     let f = Fixture::new("apply-list");
     ok(
-        f.apply(
+        f.apply_unpinned(
             "one",
-            &[
-                "--image",
-                &f.image("v1"),
-                "--no-pin",
-                "--selector",
-                "app=web",
-                "--phase",
-                "authz",
-            ],
+            &f.image("v1"),
+            &["--selector", "app=web", "--phase", "authz"],
         ),
         "apply one",
     );
@@ -482,15 +432,9 @@ fn delete_and_list() {
 #[test]
 fn rollback_restores_the_previous_image() {
     let f = Fixture::new("apply-rollback");
+    ok(f.apply_unpinned("ctx", &f.image("v1"), &[]), "apply v1");
     ok(
-        f.apply("ctx", &["--image", &f.image("v1"), "--no-pin"]),
-        "apply v1",
-    );
-    ok(
-        f.apply(
-            "ctx",
-            &["--image", &f.image("v2"), "--no-pin", "--phase", "stats"],
-        ),
+        f.apply_unpinned("ctx", &f.image("v2"), &["--phase", "stats"]),
         "apply v2",
     );
     let url = |f: &Fixture| {
@@ -540,37 +484,32 @@ fn two_context_kubeconfig(stack: &Stack, dir: &Path, ns_a: &str, ns_b: &str) -> 
                 .args(["config", "view", "--raw", "--flatten", "--minify"]),
         );
     std::fs::write(&path, raw).unwrap();
+    let kubectl = || {
+        let mut command = Command::new(tools::require("kubectl"));
+        command.arg("--kubeconfig").arg(&path);
+        command
+    };
     let field = |what: &str| {
-        kubectl_ok(
-            Command::new(tools::require("kubectl"))
-                .arg("--kubeconfig")
-                .arg(&path)
-                .args([
-                    "config",
-                    "view",
-                    "-o",
-                    &format!("jsonpath={{.contexts[0].context.{what}}}"),
-                ]),
-        )
+        kubectl_ok(kubectl().args([
+            "config",
+            "view",
+            "-o",
+            &format!("jsonpath={{.contexts[0].context.{what}}}"),
+        ]))
     };
     let (cluster, user) = (field("cluster"), field("user"));
     for (name, ns) in [("a", ns_a), ("b", ns_b)] {
-        kubectl_ok(
-            Command::new(tools::require("kubectl"))
-                .arg("--kubeconfig")
-                .arg(&path)
-                .args([
-                    "config",
-                    "set-context",
-                    name,
-                    "--cluster",
-                    &cluster,
-                    "--user",
-                    &user,
-                    "--namespace",
-                    ns,
-                ]),
-        );
+        kubectl_ok(kubectl().args([
+            "config",
+            "set-context",
+            name,
+            "--cluster",
+            &cluster,
+            "--user",
+            &user,
+            "--namespace",
+            ns,
+        ]));
     }
     path
 }
@@ -836,15 +775,7 @@ fn pull_secret_from_docker_config_holds_one_registry() {
     )
     .unwrap();
     let run = ok(
-        f.apply(
-            "ctx",
-            &[
-                "--image",
-                &f.image("v1"),
-                "--no-pin",
-                "--pull-secret-from-docker-config",
-            ],
-        ),
+        f.apply_unpinned("ctx", &f.image("v1"), &["--pull-secret-from-docker-config"]),
         "apply",
     );
     assert!(
@@ -877,16 +808,7 @@ fn errors_name_the_problem() {
     let image = f.image("v1");
     // RBAC: stack-dev may only view core resources.
     let run = failed(
-        f.apply(
-            "ctx",
-            &[
-                "--image",
-                &image,
-                "--no-pin",
-                "--context",
-                &f.stack.dev_context,
-            ],
-        ),
+        f.apply_unpinned("ctx", &image, &["--context", &f.stack.dev_context]),
         "forbidden",
     );
     assert!(
