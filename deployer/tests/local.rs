@@ -22,6 +22,36 @@ fn assert_nothing_left(lab: &Lab) {
     assert!(left.is_empty(), "processes left behind: {left:?}");
 }
 
+/// Stops the lab with `signal`: the deployer exits successfully and leaves no process behind.
+fn stop_cleanly(lab: &mut Lab, signal: i32) {
+    let status = lab.signal(signal);
+    assert!(
+        status.success(),
+        "deployer after signal {signal}: {status}\n{}",
+        lab.stderr.text()
+    );
+    assert_nothing_left(lab);
+}
+
+/// Exactly `count` lines containing `needle` are logged: they all arrive, and no more follow.
+fn assert_logged_exactly(lab: &Lab, needle: &str, count: usize) {
+    assert_eq!(
+        lab.wait_for(needle, count, LOG_WAIT),
+        count,
+        "{}",
+        lab.stdout.text()
+    );
+    std::thread::sleep(SETTLE);
+    assert_eq!(lab.stdout.count(needle), count, "{}", lab.stdout.text());
+}
+
+/// `deployer local ARGS` must fail at once (no lab); returns its stderr.
+fn local_failing(args: &[&str]) -> String {
+    let output = tools::deployer().arg("local").args(args).output().unwrap();
+    assert!(!output.status.success());
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 #[test]
 fn each_http_request_is_answered_and_logs_one_new_http_context() {
     let module = module();
@@ -44,30 +74,12 @@ fn each_http_request_is_answered_and_logs_one_new_http_context() {
         let (status, body) = http_get(lab.port, "/");
         assert_eq!((status, body.as_str()), (200, "hello world\n"));
     }
-    assert_eq!(
-        lab.wait_for("NewHttpContext", REQUESTS, LOG_WAIT),
-        REQUESTS,
-        "{}",
-        lab.stdout.text()
-    );
-    std::thread::sleep(SETTLE);
-    assert_eq!(
-        lab.stdout.count("NewHttpContext"),
-        REQUESTS,
-        "{}",
-        lab.stdout.text()
-    );
+    assert_logged_exactly(&lab, "NewHttpContext", REQUESTS);
     assert_eq!(lab.stdout.count("NewTcpContext"), 0);
     // Only the module's lines are streamed by default, not Envoy's own start-up chatter.
     assert_eq!(lab.stdout.count("[main]"), 0, "{}", lab.stdout.text());
 
-    let status = lab.signal(libc::SIGINT);
-    assert!(
-        status.success(),
-        "deployer after SIGINT: {status}\n{}",
-        lab.stderr.text()
-    );
-    assert_nothing_left(&lab);
+    stop_cleanly(&mut lab, libc::SIGINT);
     assert!(
         std::fs::read_dir(lab.tmp.path()).unwrap().next().is_none(),
         "work dir not removed"
@@ -87,41 +99,17 @@ fn each_tcp_connection_logs_one_new_tcp_context() {
             message.as_bytes()
         );
     }
-    assert_eq!(
-        lab.wait_for("NewTcpContext", CONNECTIONS, LOG_WAIT),
-        CONNECTIONS,
-        "{}",
-        lab.stdout.text()
-    );
-    std::thread::sleep(SETTLE);
-    assert_eq!(
-        lab.stdout.count("NewTcpContext"),
-        CONNECTIONS,
-        "{}",
-        lab.stdout.text()
-    );
+    assert_logged_exactly(&lab, "NewTcpContext", CONNECTIONS);
     assert_eq!(lab.stdout.count("NewHttpContext"), 0);
 
-    let status = lab.signal(libc::SIGINT);
-    assert!(
-        status.success(),
-        "deployer after SIGINT: {status}\n{}",
-        lab.stderr.text()
-    );
-    assert_nothing_left(&lab);
+    stop_cleanly(&mut lab, libc::SIGINT);
 }
 
 #[test]
 fn sigterm_stops_the_lab_cleanly_too() {
     let module = module();
     let mut lab = Lab::start(&["--wasm", &module]);
-    let status = lab.signal(libc::SIGTERM);
-    assert!(
-        status.success(),
-        "deployer after SIGTERM: {status}\n{}",
-        lab.stderr.text()
-    );
-    assert_nothing_left(&lab);
+    stop_cleanly(&mut lab, libc::SIGTERM);
 }
 
 #[test]
@@ -146,8 +134,7 @@ fn a_yaml_plugin_configuration_reaches_the_filter_as_json() {
         "{}",
         lab.stdout.text()
     );
-    assert!(lab.signal(libc::SIGINT).success());
-    assert_nothing_left(&lab);
+    stop_cleanly(&mut lab, libc::SIGINT);
 }
 
 #[test]
@@ -179,12 +166,7 @@ fn a_port_in_use_is_named_before_anything_starts() {
     let module = module();
     let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = holder.local_addr().unwrap().port().to_string();
-    let output = tools::deployer()
-        .args(["local", "--wasm", &module, "--port", &port])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = local_failing(&["--wasm", &module, "--port", &port]);
     assert!(
         stderr.contains(&format!("port {port}")) && stderr.contains("--port"),
         "{stderr}"
@@ -194,18 +176,12 @@ fn a_port_in_use_is_named_before_anything_starts() {
 
 #[test]
 fn a_missing_module_is_named() {
-    let output = tools::deployer()
-        .args([
-            "local",
-            "--wasm",
-            "/nonexistent/filter.wasm",
-            "--port",
-            &tools::free_port().to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = local_failing(&[
+        "--wasm",
+        "/nonexistent/filter.wasm",
+        "--port",
+        &tools::free_port().to_string(),
+    ]);
     assert!(
         stderr.contains("/nonexistent/filter.wasm") && stderr.contains("--wasm"),
         "{stderr}"
@@ -302,8 +278,7 @@ fn without_func_e_the_lab_runs_envoy_directly_and_says_so() {
     );
     assert_eq!(http_get(lab.port, "/").0, 200);
     assert_eq!(lab.wait_for("NewHttpContext", 1, LOG_WAIT), 1);
-    assert!(lab.signal(libc::SIGINT).success(), "{}", lab.stderr.text());
-    assert_nothing_left(&lab);
+    stop_cleanly(&mut lab, libc::SIGINT);
 }
 
 #[test]
@@ -317,8 +292,7 @@ fn all_logs_shows_envoys_own_lines() {
         "{}",
         lab.stderr.text()
     );
-    assert!(lab.signal(libc::SIGINT).success());
-    assert_nothing_left(&lab);
+    stop_cleanly(&mut lab, libc::SIGINT);
 }
 
 #[test]
@@ -338,8 +312,7 @@ fn by_default_the_lab_builds_and_loads_the_bundled_filter() {
         "{}",
         lab.stdout.text()
     );
-    assert!(lab.signal(libc::SIGINT).success(), "{}", lab.stderr.text());
-    assert_nothing_left(&lab);
+    stop_cleanly(&mut lab, libc::SIGINT);
 }
 
 #[test]
