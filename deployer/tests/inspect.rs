@@ -32,6 +32,17 @@ fn inspect_json(module: &Path) -> (bool, serde_json::Value) {
     (run.success, value)
 }
 
+/// The verdict is "not loadable", failing the command, for the reason `why`.
+fn assert_not_loadable(run: &Run, why: &str) {
+    assert!(!run.success);
+    assert!(
+        run.stdout.contains("loadable by Envoy: no"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains(why), "{}", run.stdout);
+}
+
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, bytes).expect("write test file");
@@ -105,17 +116,9 @@ fn truncated_module_is_not_loadable() {
     let dir = tempfile::tempdir().expect("temp dir");
     let bytes = std::fs::read(wasm::filter_module()).expect("read module");
     let truncated = write(dir.path(), "truncated.wasm", &bytes[..bytes.len() / 2]);
-    let run = inspect(&[], &truncated);
-    assert!(!run.success);
-    assert!(
-        run.stdout.contains("loadable by Envoy: no"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("truncated: parsing stops at byte"),
-        "{}",
-        run.stdout
+    assert_not_loadable(
+        &inspect(&[], &truncated),
+        "truncated: parsing stops at byte",
     );
 
     let (success, report) = inspect_json(&truncated);
@@ -131,18 +134,9 @@ fn truncated_module_is_not_loadable() {
 fn text_file_is_not_wasm() {
     let dir = tempfile::tempdir().expect("temp dir");
     let text = write(dir.path(), "filter.wasm", b"<html>404 Not Found</html>\n");
-    let run = inspect(&[], &text);
-    assert!(!run.success);
-    assert!(
-        run.stdout.contains("loadable by Envoy: no"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("not WebAssembly at all: a text file starting with \"<html>404"),
-        "{}",
-        run.stdout
+    assert_not_loadable(
+        &inspect(&[], &text),
+        "not WebAssembly at all: a text file starting with \"<html>404",
     );
     let (_, report) = inspect_json(&text);
     assert_eq!(report["problems"][0]["kind"], "not_wasm");
@@ -153,17 +147,7 @@ fn wasm_without_abi_marker_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     let module = wasm::fixture_module("no-abi", dir.path());
     let run = inspect(&[], &module);
-    assert!(!run.success);
-    assert!(
-        run.stdout.contains("loadable by Envoy: no"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("no proxy_abi_version_* export"),
-        "{}",
-        run.stdout
-    );
+    assert_not_loadable(&run, "no proxy_abi_version_* export");
     assert!(run.stdout.contains("ABI      none"), "{}", run.stdout);
 
     let (success, report) = inspect_json(&module);
