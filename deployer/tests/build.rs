@@ -15,6 +15,23 @@ fn stdout_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// The command failed; its stderr, to check the reason.
+fn failed_stderr(output: &std::process::Output) -> String {
+    assert!(!output.status.success());
+    stderr_of(output)
+}
+
+/// `deployer build ARGS --manifest-path <this workspace>/Cargo.toml`.
+fn build_in_workspace(args: &[&str]) -> std::process::Output {
+    tools::deployer()
+        .arg("build")
+        .args(args)
+        .arg("--manifest-path")
+        .arg(tools::repo_root().join("Cargo.toml"))
+        .output()
+        .expect("run build")
+}
+
 /// Copies the tiny-filter fixture crate into a temp dir (cargo writes Cargo.lock next to it).
 fn tiny_filter_crate() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -87,11 +104,7 @@ fn built_filter_exports_the_abi_marker() {
 #[test]
 fn build_text_output_names_path_size_sha256_and_abi() {
     let module = wasm::filter_module();
-    let output = tools::deployer()
-        .args(["build", "-p", "context-logger", "--manifest-path"])
-        .arg(tools::repo_root().join("Cargo.toml"))
-        .output()
-        .expect("run build");
+    let output = build_in_workspace(&["-p", "context-logger"]);
     let stdout = stdout_of(&output);
     assert!(output.status.success(), "{}\n{stdout}", stderr_of(&output));
     let sha256 = hex::encode(Sha256::digest(std::fs::read(&module).expect("read module")));
@@ -144,8 +157,7 @@ fn manifest_path_to_a_missing_crate_fails_clearly() {
         .arg(&missing)
         .output()
         .expect("run build");
-    assert!(!output.status.success());
-    let stderr = stderr_of(&output);
+    let stderr = failed_stderr(&output);
     assert!(
         stderr.contains(&missing.display().to_string()) && stderr.contains("does not exist"),
         "{stderr}"
@@ -155,13 +167,7 @@ fn manifest_path_to_a_missing_crate_fails_clearly() {
 
 #[test]
 fn unknown_package_lists_the_workspace_packages() {
-    let output = tools::deployer()
-        .args(["build", "-p", "no-such-filter", "--manifest-path"])
-        .arg(tools::repo_root().join("Cargo.toml"))
-        .output()
-        .expect("run build");
-    assert!(!output.status.success());
-    let stderr = stderr_of(&output);
+    let stderr = failed_stderr(&build_in_workspace(&["-p", "no-such-filter"]));
     assert!(
         stderr.contains("no package `no-such-filter`") && stderr.contains("context-logger"),
         "{stderr}"
@@ -170,13 +176,7 @@ fn unknown_package_lists_the_workspace_packages() {
 
 #[test]
 fn crate_without_cdylib_is_refused() {
-    let output = tools::deployer()
-        .args(["build", "-p", "deployer", "--manifest-path"])
-        .arg(tools::repo_root().join("Cargo.toml"))
-        .output()
-        .expect("run build");
-    assert!(!output.status.success());
-    let stderr = stderr_of(&output);
+    let stderr = failed_stderr(&build_in_workspace(&["-p", "deployer"]));
     assert!(
         stderr.contains("builds no cdylib") && stderr.contains("crate-type"),
         "{stderr}"
@@ -197,8 +197,7 @@ fn compile_error_shows_the_compiler_message() {
         .arg(&manifest)
         .output()
         .expect("run build");
-    assert!(!output.status.success());
-    let stderr = stderr_of(&output);
+    let stderr = failed_stderr(&output);
     assert!(
         stderr.contains("cargo build of `tiny-filter` failed"),
         "{stderr}"
