@@ -83,6 +83,22 @@ fn kustomize(dir: &Path) -> Vec<Value> {
     documents(&run_ok(kubectl().arg("kustomize").arg(dir), None))
 }
 
+/// A pod (or pod template) whose filter lines `deployer logs` can read: the sidecar logs wasm
+/// at info, and there is an istio-proxy container to read them from.
+fn assert_wasm_logs_readable(pod: &Value) {
+    assert_eq!(
+        pod["metadata"]["annotations"]["sidecar.istio.io/componentLogLevel"],
+        "wasm:info"
+    );
+    let containers: Vec<&str> = pod["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(containers.contains(&"istio-proxy"), "{containers:?}");
+}
+
 #[test]
 fn demo_kustomization_renders_namespace_app_and_plugin() {
     let docs = kustomize(&repo_root().join("manifests/demo"));
@@ -98,17 +114,7 @@ fn demo_kustomization_renders_namespace_app_and_plugin() {
 
     let deployment = only(&docs, "Deployment");
     let pod = &deployment["spec"]["template"];
-    assert_eq!(
-        pod["metadata"]["annotations"]["sidecar.istio.io/componentLogLevel"],
-        "wasm:info"
-    );
-    let containers: Vec<&str> = pod["spec"]["containers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
-    assert!(containers.contains(&"istio-proxy"), "{containers:?}");
+    assert_wasm_logs_readable(pod);
 
     let service = only(&docs, "Service");
     let plugin = only(&docs, "WasmPlugin");
@@ -210,10 +216,13 @@ fn demo_applies_with_kubectl_apply_k_and_its_pod_runs() {
     );
 
     let overlay = demo_overlay(ns);
-    let applied = run_ok(
-        stack.kubectl().arg("apply").arg("-k").arg(overlay.path()),
-        None,
-    );
+    let apply_overlay = || {
+        run_ok(
+            stack.kubectl().arg("apply").arg("-k").arg(overlay.path()),
+            None,
+        )
+    };
+    let applied = apply_overlay();
     for object in [
         "serviceaccount/httpbin",
         "service/httpbin",
@@ -223,10 +232,7 @@ fn demo_applies_with_kubectl_apply_k_and_its_pod_runs() {
         assert!(applied.contains(object), "{object} not applied: {applied}");
     }
     // GitOps re-applies: nothing changes the second time.
-    let again = run_ok(
-        stack.kubectl().arg("apply").arg("-k").arg(overlay.path()),
-        None,
-    );
+    let again = apply_overlay();
     assert!(
         again.lines().all(|line| line.ends_with("unchanged")),
         "second apply changed something: {again}"
@@ -278,17 +284,7 @@ fn demo_applies_with_kubectl_apply_k_and_its_pod_runs() {
         );
         std::thread::sleep(Duration::from_millis(250));
     };
-    assert_eq!(
-        pod["metadata"]["annotations"]["sidecar.istio.io/componentLogLevel"],
-        "wasm:info"
-    );
-    let containers: Vec<&str> = pod["spec"]["containers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
-    assert!(containers.contains(&"istio-proxy"), "{containers:?}");
+    assert_wasm_logs_readable(&pod);
     let plugin: Value = serde_json::from_str(&run_ok(
         namespace
             .kubectl()
