@@ -19,6 +19,17 @@ pub struct Registry {
     pub credentials: Option<(String, String)>,
 }
 
+/// What every registry here shares: storage in `dir` with deletes enabled, an access log, and
+/// 127.0.0.1:`port`; set-ups append their `tls:` / `auth:` sections.
+fn base_config(dir: &Path, port: u16) -> String {
+    format!(
+        "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n\
+         storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n\
+         http:\n  addr: 127.0.0.1:{port}\n",
+        data = dir.join("data").display()
+    )
+}
+
 impl Registry {
     /// Plain HTTP, anonymous access.
     pub fn plain() -> Self {
@@ -31,15 +42,9 @@ impl Registry {
     }
 
     fn start(secure: Option<(&str, &str)>) -> Self {
-        let binary = tools::require("docker-registry");
         let dir = tempfile::tempdir().expect("temp dir for the registry");
         let port = tools::free_port();
-        let mut config = format!(
-            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n\
-             storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n\
-             http:\n  addr: 127.0.0.1:{port}\n",
-            data = dir.path().join("data").display()
-        );
+        let mut config = base_config(dir.path(), port);
         let (mut ca, mut credentials) = (None, None);
         if let Some((user, password)) = secure {
             let certs = make_certificates(dir.path());
@@ -52,11 +57,23 @@ impl Registry {
             ca = Some(certs.ca);
             credentials = Some((user.to_string(), password.to_string()));
         }
+        Self::serve(dir, port, &config, ca, credentials)
+    }
+
+    /// Starts docker-registry on `config` (written to `dir`, logging to `dir`/registry.log)
+    /// and waits until it answers.
+    fn serve(
+        dir: tempfile::TempDir,
+        port: u16,
+        config: &str,
+        ca: Option<PathBuf>,
+        credentials: Option<(String, String)>,
+    ) -> Self {
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).expect("write registry config");
         let log =
             std::fs::File::create(dir.path().join("registry.log")).expect("registry log file");
-        let child = Command::new(binary)
+        let child = Command::new(tools::require("docker-registry"))
             .arg("serve")
             .arg(&config_path)
             .stdin(Stdio::null())
@@ -280,7 +297,6 @@ pub struct TokenRegistry {
 
 impl TokenRegistry {
     pub fn start(repository: &str, user: &str, password: &str, identity_token: &str) -> Self {
-        let binary = tools::require("docker-registry");
         let dir = tempfile::tempdir().expect("temp dir for the registry");
         let port = tools::free_port();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the token service");
@@ -311,37 +327,19 @@ impl TokenRegistry {
         );
         let jwt = sign_jwt(dir.path(), issuer, service, repository);
 
-        std::fs::write(
-            dir.path().join("config.yml"),
-            format!(
-                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n\
-                 storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n\
-                 http:\n  addr: 127.0.0.1:{port}\n\
-                 auth:\n  token:\n    realm: http://127.0.0.1:{token_port}/token\n    service: {service}\n\
-                 \x20   issuer: {issuer}\n    rootcertbundle: {root}\n",
-                data = dir.path().join("data").display(),
-                root = dir.path().join("token.crt").display(),
-            ),
-        )
-        .expect("write registry config");
-        let log =
-            std::fs::File::create(dir.path().join("registry.log")).expect("registry log file");
-        let child = Command::new(binary)
-            .arg("serve")
-            .arg(dir.path().join("config.yml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("start docker-registry");
-        let mut registry = Registry {
-            child,
+        let config = format!(
+            "{base}auth:\n  token:\n    realm: http://127.0.0.1:{token_port}/token\n    service: {service}\n\
+             \x20   issuer: {issuer}\n    rootcertbundle: {root}\n",
+            base = base_config(dir.path(), port),
+            root = dir.path().join("token.crt").display(),
+        );
+        let registry = Registry::serve(
             dir,
             port,
-            ca: None,
-            credentials: Some((user.into(), password.into())),
-        };
-        registry.wait_ready();
+            &config,
+            None,
+            Some((user.into(), password.into())),
+        );
 
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let basic = {
