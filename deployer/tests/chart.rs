@@ -8,9 +8,9 @@ use std::process::Command;
 
 use base64::Engine;
 use serde_json::{Value, json};
-use support::helm::{chart_dir, documents, helm, only, run, run_ok, template};
+use support::helm::{chart_dir, documents, helm, only, template};
 use support::stack::{Namespace, Stack, stack};
-use support::tools::deployer;
+use support::tools::{deployer, run, run_ok};
 
 fn ci_values() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(chart_dir().join("ci"))

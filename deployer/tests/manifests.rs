@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::helm::{documents, kubectl, only, run_ok};
+use support::helm::{documents, kubectl, only};
 use support::stack::stack;
-use support::tools::repo_root;
+use support::tools::{repo_root, run_ok};
 
 fn examples() -> Vec<(String, Value)> {
     let dir = repo_root().join("manifests/examples");

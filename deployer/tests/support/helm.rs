@@ -1,8 +1,7 @@
 //! The real `helm` (built from its Go module by `scripts/setup helm`) and `kubectl`, run on the
 //! repository's chart and manifests, plus parsing of the multi-document YAML they print.
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -30,42 +29,6 @@ pub fn helm() -> Command {
 
 pub fn kubectl() -> Command {
     Command::new(tools::require("kubectl"))
-}
-
-/// Runs `command` with `stdin` fed in; returns its output whatever the exit status.
-pub fn run(command: &mut Command, stdin: Option<&str>) -> Output {
-    let description = format!("{command:?}");
-    command.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {description}: {e}"));
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin is piped");
-        pipe.write_all(input.as_bytes())
-            .unwrap_or_else(|e| panic!("write to {description}: {e}"));
-    }
-    child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("wait for {description}: {e}"))
-}
-
-/// Runs `command` and returns its stdout; panics with its stderr when it fails.
-pub fn run_ok(command: &mut Command, stdin: Option<&str>) -> String {
-    let description = format!("{command:?}");
-    let output = run(command, stdin);
-    assert!(
-        output.status.success(),
-        "{description} failed ({}):\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("tool output is UTF-8")
 }
 
 /// Every non-empty document of a multi-document YAML stream, as JSON values.
@@ -101,5 +64,5 @@ pub fn template(release: &str, namespace: &str, args: &[&str]) -> Vec<Value> {
         .arg(&chart)
         .args(["--namespace", namespace])
         .args(args);
-    documents(&run_ok(&mut command, None))
+    documents(&tools::run_ok(&mut command, None))
 }

@@ -235,34 +235,10 @@ pub fn unique_name(prefix: &str) -> String {
 
 /// Runs `command` with `input` on its stdin; returns its output whatever the exit status.
 pub fn run_with_stdin(command: &mut Command, input: &str) -> Output {
-    let description = format!("{command:?}");
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("run {description}: {e}"));
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    std::io::Write::write_all(&mut stdin, input.as_bytes())
-        .unwrap_or_else(|e| panic!("write to {description}: {e}"));
-    drop(stdin);
-    child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("wait for {description}: {e}"))
+    tools::run(command, Some(input))
 }
 
 /// Runs a kubectl command; panics with its output when it fails. Returns stdout.
 pub fn kubectl_ok(command: &mut Command) -> String {
-    let description = format!("{command:?}");
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("run {description}: {e}"));
-    assert!(
-        output.status.success(),
-        "{description} failed ({}):\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    tools::run_ok(command, None)
 }

@@ -1,6 +1,8 @@
 //! Locating the real binaries the tests drive. A missing tool fails the test with the
 //! command that installs it; tests never skip.
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 
 /// Where `scripts/setup` caches what it fetched or built (see scripts/lib.sh).
 pub fn cache_dir() -> PathBuf {
@@ -49,4 +51,40 @@ pub fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
         .expect("bind an ephemeral port on 127.0.0.1")
+}
+
+/// Runs `command` with `stdin` fed in; returns its output whatever the exit status.
+pub fn run(command: &mut Command, stdin: Option<&str>) -> Output {
+    let description = format!("{command:?}");
+    command.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {description}: {e}"));
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        pipe.write_all(input.as_bytes())
+            .unwrap_or_else(|e| panic!("write to {description}: {e}"));
+    }
+    child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("wait for {description}: {e}"))
+}
+
+/// Runs `command` and returns its stdout; panics with its stderr when it fails.
+pub fn run_ok(command: &mut Command, stdin: Option<&str>) -> String {
+    let description = format!("{command:?}");
+    let output = run(command, stdin);
+    assert!(
+        output.status.success(),
+        "{description} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("tool output is UTF-8")
 }
