@@ -90,21 +90,28 @@ pub struct Launch {
     pub via_func_e: bool,
 }
 
+/// The flags every Envoy the deployer runs gets: its bootstrap `config`, and where to write the
+/// admin address (the port is picked by Envoy, read back from `admin_address_file`).
+pub fn envoy_args(config: &Path, admin_address_file: &Path) -> Vec<OsString> {
+    vec![
+        "-c".into(),
+        config.into(),
+        // Several Envoys (labs, sidecar stand-ins, parallel tests) may run at once: no
+        // shared-memory hot restart.
+        "--disable-hot-restart".into(),
+        // One worker: one V8 instance to start, and none of them needs more.
+        "--concurrency".into(),
+        "1".into(),
+        "--admin-address-path".into(),
+        admin_address_file.into(),
+    ]
+}
+
 impl Launch {
     /// `func-e run -c CONFIG <envoy flags>` when func-e is there, else Envoy itself.
     /// `work` holds func-e's state and the admin address file; it is removed after the run.
     pub fn new(tools: &Tools, config: &Path, admin_address_file: &Path, work: &Path) -> Self {
-        let envoy_args: Vec<OsString> = vec![
-            "-c".into(),
-            config.into(),
-            // Several labs (and parallel tests) may run at once: no shared-memory hot restart.
-            "--disable-hot-restart".into(),
-            // One worker: one V8 instance to start, and the lab never needs more.
-            "--concurrency".into(),
-            "1".into(),
-            "--admin-address-path".into(),
-            admin_address_file.into(),
-        ];
+        let envoy_args = envoy_args(config, admin_address_file);
         match &tools.func_e {
             Some(func_e) => {
                 let mut args: Vec<OsString> = vec!["run".into()];
@@ -137,19 +144,24 @@ impl Launch {
 mod tests {
     use super::*;
 
-    #[test]
-    fn func_e_gets_the_envoy_path_and_private_dirs() {
+    /// The launch for Envoy at /opt/envoy, with func-e at `func_e` if given.
+    fn launch_with(func_e: Option<&str>) -> Launch {
         let tools = Tools {
             envoy: PathBuf::from("/opt/envoy"),
-            func_e: Some(PathBuf::from("/opt/func-e")),
+            func_e: func_e.map(PathBuf::from),
             func_e_searched: String::new(),
         };
-        let launch = Launch::new(
+        Launch::new(
             &tools,
             Path::new("/w/envoy.yaml"),
             Path::new("/w/admin"),
             Path::new("/w"),
-        );
+        )
+    }
+
+    #[test]
+    fn func_e_gets_the_envoy_path_and_private_dirs() {
+        let launch = launch_with(Some("/opt/func-e"));
         assert_eq!(launch.program, PathBuf::from("/opt/func-e"));
         assert_eq!(
             launch.args[..3],
@@ -170,17 +182,7 @@ mod tests {
 
     #[test]
     fn without_func_e_envoy_runs_directly() {
-        let tools = Tools {
-            envoy: PathBuf::from("/opt/envoy"),
-            func_e: None,
-            func_e_searched: String::new(),
-        };
-        let launch = Launch::new(
-            &tools,
-            Path::new("/w/envoy.yaml"),
-            Path::new("/w/admin"),
-            Path::new("/w"),
-        );
+        let launch = launch_with(None);
         assert_eq!(launch.program, PathBuf::from("/opt/envoy"));
         assert_eq!(launch.args[0], OsString::from("-c"));
         assert!(!launch.via_func_e);

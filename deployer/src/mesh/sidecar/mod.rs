@@ -368,23 +368,18 @@ impl Sidecar {
     /// Envoy's command line as istio-agent builds it: Istio's log format, the pod's levels,
     /// one worker (a stand-in never needs more), no hot restart (several run at once).
     fn launch(&self, config: &Path, admin_file: &Path) -> Launch {
+        let mut args = tools::envoy_args(config, admin_file);
+        args.extend([
+            "--log-format".into(),
+            logline::ENVOY_LOG_FORMAT.into(),
+            "--log-level".into(),
+            self.log_level.clone().into(),
+            "--component-log-level".into(),
+            self.component_level.clone().into(),
+        ]);
         Launch {
             program: self.envoy_binary.clone(),
-            args: vec![
-                "-c".into(),
-                config.into(),
-                "--disable-hot-restart".into(),
-                "--concurrency".into(),
-                "1".into(),
-                "--admin-address-path".into(),
-                admin_file.into(),
-                "--log-format".into(),
-                logline::ENVOY_LOG_FORMAT.into(),
-                "--log-level".into(),
-                self.log_level.clone().into(),
-                "--component-log-level".into(),
-                self.component_level.clone().into(),
-            ],
+            args,
             env: Vec::new(),
             via_func_e: false,
         }
