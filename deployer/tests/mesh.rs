@@ -43,6 +43,13 @@ fn push_filter(stack: &Stack, ns: &Namespace<'_>) -> String {
     image
 }
 
+/// The filter pushed to the test's repository and applied with `extra` flags; returns the image.
+fn push_and_apply(stack: &Stack, ns: &Namespace<'_>, extra: &[&str]) -> String {
+    let image = push_filter(stack, ns);
+    apply(stack, ns, &image, extra);
+    image
+}
+
 fn apply(stack: &Stack, ns: &Namespace<'_>, image: &str, extra: &[&str]) {
     apply_with_root_id(stack, ns, image, ROOT_ID, extra);
 }
@@ -71,13 +78,18 @@ fn apply_with_root_id(
     assert!(output.status.success(), "apply: {:?}", text(&output));
 }
 
-fn meshed_pod<'a>(name: &'a str) -> PodSpec<'a> {
+/// A pod labelled app=web, with or without wasm logging at info and an istio-proxy sidecar.
+fn web_pod(name: &str, wasm_info: bool, sidecar: bool) -> PodSpec<'_> {
     PodSpec {
         name,
         labels: &[("app", "web")],
-        wasm_info: true,
-        sidecar: true,
+        wasm_info,
+        sidecar,
     }
+}
+
+fn meshed_pod(name: &str) -> PodSpec<'_> {
+    web_pod(name, true, true)
 }
 
 fn logs(stack: &Stack, ns: &Namespace<'_>, extra: &[&str]) -> Output {
@@ -115,8 +127,7 @@ fn logs_failing(stack: &Stack, ns: &Namespace<'_>) -> String {
 /// The filter pushed and applied to `app=web`, and a meshed pod `web` whose stand-in sidecar
 /// is running: what most tests start from. Returns the image and the sidecar.
 fn filter_serving_in_web_pod(stack: &Stack, ns: &Namespace<'_>) -> (String, StandIn) {
-    let image = push_filter(stack, ns);
-    apply(stack, ns, &image, &["--selector", "app=web"]);
+    let image = push_and_apply(stack, ns, &["--selector", "app=web"]);
     create_pod(ns, &meshed_pod("web"));
     let sidecar = StandIn::start(stack, &ns.name, "web");
     (image, sidecar)
@@ -185,8 +196,7 @@ fn assert_istio_format(line: &str, ns: &str) {
 fn logs_show_one_new_http_context_per_request_prefixed_by_pod_and_kubectl_logs_agrees() {
     let stack = stack();
     let ns = stack.namespace("mesh-logs");
-    let image = push_filter(stack, &ns);
-    apply(stack, &ns, &image, &["--selector", "app=web"]);
+    push_and_apply(stack, &ns, &["--selector", "app=web"]);
     create_pod(&ns, &meshed_pod("web-a"));
     create_pod(&ns, &meshed_pod("web-b"));
     create_pod(
@@ -339,8 +349,7 @@ fn wrong_sha256_fails_status_with_checksum_mismatch_and_logs_show_the_agent_fetc
 fn a_selector_matching_no_pod_is_reported() {
     let stack = stack();
     let ns = stack.namespace("mesh-nopod");
-    let image = push_filter(stack, &ns);
-    apply(stack, &ns, &image, &["--selector", "app=nothing"]);
+    push_and_apply(stack, &ns, &["--selector", "app=nothing"]);
     create_pod(&ns, &meshed_pod("web"));
 
     let stdout = status_failing(stack, &ns);
@@ -374,17 +383,8 @@ fn a_selector_matching_no_pod_is_reported() {
 fn a_selected_pod_without_istio_proxy_is_reported() {
     let stack = stack();
     let ns = stack.namespace("mesh-noproxy");
-    let image = push_filter(stack, &ns);
-    apply(stack, &ns, &image, &[]);
-    create_pod(
-        &ns,
-        &PodSpec {
-            name: "plain",
-            labels: &[("app", "web")],
-            wasm_info: false,
-            sidecar: false,
-        },
-    );
+    push_and_apply(stack, &ns, &[]);
+    create_pod(&ns, &web_pod("plain", false, false));
     let stdout = status_failing(stack, &ns);
     assert!(
         stdout.contains("plain  Running  istio-proxy: NO"),
@@ -418,17 +418,8 @@ fn a_selected_pod_without_istio_proxy_is_reported() {
 fn without_wasm_info_logs_prints_nothing_and_says_why() {
     let stack = stack();
     let ns = stack.namespace("mesh-quiet");
-    let image = push_filter(stack, &ns);
-    apply(stack, &ns, &image, &[]);
-    create_pod(
-        &ns,
-        &PodSpec {
-            name: "quiet",
-            labels: &[("app", "web")],
-            wasm_info: false,
-            sidecar: true,
-        },
-    );
+    push_and_apply(stack, &ns, &[]);
+    create_pod(&ns, &web_pod("quiet", false, true));
     let sidecar = StandIn::start(stack, &ns.name, "quiet");
     assert_eq!(sidecar.get("/"), 200);
     std::thread::sleep(Duration::from_millis(500));
