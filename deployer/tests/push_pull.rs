@@ -53,6 +53,12 @@ impl Workspace {
         command
     }
 
+    /// Replaces the isolated docker config (what `docker login` and friends write).
+    fn docker_config(&self, config: serde_json::Value) {
+        std::fs::write(self.path("docker/config.json"), config.to_string())
+            .expect("write docker config");
+    }
+
     /// Runs the deployer with `args`, feeding `stdin` when given.
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Run {
         let mut command = self.deployer();
@@ -492,11 +498,8 @@ fn docker_config_with_credential_helper_and_auths() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    std::fs::write(
-        workspace.path("docker/config.json"),
-        serde_json::json!({ "credHelpers": { registry.address(): "testhelper" } }).to_string(),
-    )
-    .unwrap();
+    workspace
+        .docker_config(serde_json::json!({ "credHelpers": { registry.address(): "testhelper" } }));
 
     let mut push = workspace.deployer();
     push.env("PATH", &path).args([
@@ -538,11 +541,7 @@ fn docker_config_with_credential_helper_and_auths() {
     // The same through a plain `auths` entry (what `docker login` writes without a store).
     use base64::Engine;
     let auth = base64::engine::general_purpose::STANDARD.encode("bob:helper-pass");
-    std::fs::write(
-        workspace.path("docker/config.json"),
-        serde_json::json!({ "auths": { format!("https://{}", registry.address()): { "auth": auth } } }).to_string(),
-    )
-    .unwrap();
+    workspace.docker_config(serde_json::json!({ "auths": { format!("https://{}", registry.address()): { "auth": auth } } }));
     let push_args = [
         "push",
         module.to_str().unwrap(),
@@ -558,11 +557,7 @@ fn docker_config_with_credential_helper_and_auths() {
     );
 
     // A helper that fails is reported by name, without anything it was given.
-    std::fs::write(
-        workspace.path("docker/config.json"),
-        serde_json::json!({ "credsStore": "missinghelper" }).to_string(),
-    )
-    .unwrap();
+    workspace.docker_config(serde_json::json!({ "credsStore": "missinghelper" }));
     workspace
         .run(&push_args, None)
         .assert_failed_saying(&["docker-credential-missinghelper"]);
@@ -766,26 +761,19 @@ fn bearer_token_registry_with_basic_credentials_and_identity_tokens() {
     let reference = format!("{}/{repository}:v1", token.registry.address());
 
     // Basic credentials traded for a bearer token at the challenge's realm (Docker's flow).
-    let pushed = push_json(
-        &workspace,
-        &[
-            module_arg,
-            &reference,
-            "--plain-http",
-            "--username",
-            "carol",
-            "--password-stdin",
-        ],
-        Some("token-pass"),
-    );
+    let as_carol = [
+        module_arg,
+        &reference,
+        "--plain-http",
+        "--username",
+        "carol",
+        "--password-stdin",
+    ];
+    let pushed = push_json(&workspace, &as_carol, Some("token-pass"));
     assert!(pushed["digest"].as_str().unwrap().starts_with("sha256:"));
 
     // An identity token from the docker config, traded as an OAuth2 refresh token.
-    std::fs::write(
-        workspace.path("docker/config.json"),
-        serde_json::json!({ "auths": { token.registry.address(): { "identitytoken": "refresh-abc123" } } }).to_string(),
-    )
-    .unwrap();
+    workspace.docker_config(serde_json::json!({ "auths": { token.registry.address(): { "identitytoken": "refresh-abc123" } } }));
     let out = workspace.path("pulled.wasm");
     let result = workspace.pull(&reference, &out, &["--plain-http"]);
     assert!(
@@ -798,28 +786,13 @@ fn bearer_token_registry_with_basic_credentials_and_identity_tokens() {
     assert_eq!(again["uploaded_blobs"], 0);
 
     // A wrong identity token: 401 naming its source, not its value.
-    std::fs::write(
-        workspace.path("docker/config.json"),
-        serde_json::json!({ "auths": { token.registry.address(): { "identitytoken": "refresh-WRONG-999" } } }).to_string(),
-    )
-    .unwrap();
+    workspace.docker_config(serde_json::json!({ "auths": { token.registry.address(): { "identitytoken": "refresh-WRONG-999" } } }));
     let result = workspace.run(&["push", module_arg, &reference, "--plain-http"], None);
     result.assert_failed_saying(&["401", "identity token"]);
     assert!(!result.stderr.contains("refresh-WRONG-999"));
 
     // Wrong password through the bearer flow: 401 too.
-    let result = workspace.run(
-        &[
-            "push",
-            module_arg,
-            &reference,
-            "--plain-http",
-            "--username",
-            "carol",
-            "--password-stdin",
-        ],
-        Some("nope-nope"),
-    );
+    let result = workspace.run(&[&["push"][..], &as_carol].concat(), Some("nope-nope"));
     result.assert_failed_saying(&["401"]);
     assert!(!result.stderr.contains("nope-nope"), "{}", result.stderr);
 }
