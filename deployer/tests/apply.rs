@@ -881,6 +881,40 @@ fn errors_name_the_problem() {
     );
 }
 
+#[test]
+fn bad_input_is_refused_before_the_registry_or_cluster_is_asked() {
+    let f = Fixture::new("apply-input");
+    // Nothing listens on this port: reaching it would fail with a registry error instead.
+    let image = format!("127.0.0.1:{}/apply-test/ctx:v1", tools::free_port());
+    for command in ["apply", "render"] {
+        let run = failed(
+            f.deployer(&[
+                command,
+                "ctx",
+                "-n",
+                &f.ns.name,
+                "--image",
+                &image,
+                "--plain-http",
+                "--sha256",
+                "xyz",
+                "--selector",
+                "app=*",
+            ]),
+            command,
+        );
+        assert!(
+            run.stderr
+                .contains("spec.sha256 \"xyz\": must be 64 lower-case hex")
+                && run.stderr.contains("wildcards are not supported")
+                && run.stderr.contains("nothing was sent"),
+            "{command}: {run}"
+        );
+        assert!(!run.stderr.contains("cannot pin"), "{command}: {run}");
+    }
+    assert!(f.get("ctx").is_none(), "nothing was applied");
+}
+
 fn fake_kubeconfig(dir: &Path, server: &str) -> String {
     let path = dir.join(format!("kubeconfig-{}", server.rsplit(':').next().unwrap()));
     std::fs::write(

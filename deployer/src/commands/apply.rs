@@ -91,6 +91,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .spec
         .draft(args.name.as_deref(), args.cluster.namespace.as_deref())?;
     let registry = args.registry.clone().into_options()?;
+    // Bad input is refused before the registry is asked for a digest; the spec rules do not
+    // depend on the namespace, which may only be known once a cluster is connected.
+    check(
+        &draft,
+        draft.namespace.as_deref().unwrap_or("default"),
+        args.spec.skip_client_validation,
+    )?;
     pin(&mut draft, args.spec.no_pin, &registry).await?;
     let credential = if args.pull_secret_from_docker_config {
         Some(docker_config_credential(&draft)?)

@@ -31,14 +31,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .spec
         .draft(args.name.as_deref(), args.namespace.as_deref())?;
     let registry = args.registry.into_options()?;
-    apply::pin(&mut draft, args.spec.no_pin, &registry).await?;
     let namespace = draft.namespace.clone();
     // Checked as if in "default" when no namespace is given; the spec rules do not depend on it.
-    apply::check(
-        &draft,
-        namespace.as_deref().unwrap_or("default"),
-        args.spec.skip_client_validation,
-    )?;
+    // Checked before pinning so bad input never reaches the registry, and after it for the url.
+    let check = |draft: &deployer::plugin::flags::Draft| {
+        apply::check(
+            draft,
+            namespace.as_deref().unwrap_or("default"),
+            args.spec.skip_client_validation,
+        )
+    };
+    check(&draft)?;
+    apply::pin(&mut draft, args.spec.no_pin, &registry).await?;
+    check(&draft)?;
     let value = if args.helm_values {
         deployer::plugin::helm::values(&draft.name, &draft.labels, &draft.spec)?
     } else {
