@@ -5,7 +5,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -437,46 +437,153 @@ fn without_wasm_info_logs_prints_nothing_and_says_why() {
     assert!(!log.contains("NewHttpContext"), "{log}");
 }
 
+/// A running `deployer logs PLUGIN -n NS -f`: its stdout lines as they come, its stderr in a
+/// file for failure messages. Killed on drop.
+struct Follower {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    stderr: tempfile::NamedTempFile,
+}
+
+impl Follower {
+    fn start(stack: &Stack, ns: &Namespace<'_>) -> Follower {
+        let stderr = tempfile::NamedTempFile::new().expect("temp file");
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("deployer"))
+            .args(["logs", PLUGIN, "-n", &ns.name, "-f"])
+            .envs(stack.env())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr.reopen().expect("reopen the stderr file"))
+            .spawn()
+            .expect("start deployer logs -f");
+        let stdout = child.stdout.take().expect("piped");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Follower {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    /// The next stdout line, within `timeout`.
+    fn next_line(&self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.stderr.path()).unwrap_or_default()
+    }
+
+    fn assert_running(&mut self) {
+        assert!(
+            self.child.try_wait().expect("poll").is_none(),
+            "-f must keep running; stderr:\n{}",
+            self.stderr()
+        );
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn follow_streams_new_lines_as_requests_arrive() {
     let stack = stack();
     let ns = stack.namespace("mesh-follow");
     let (_, sidecar) = filter_serving_in_web_pod(stack, &ns);
 
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("deployer"))
-        .args(["logs", PLUGIN, "-n", &ns.name, "-f"])
-        .envs(stack.env())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start deployer logs -f");
-    let stdout = child.stdout.take().expect("piped");
-    let (sender, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = 0;
+    let mut follower = Follower::start(stack, &ns);
     for round in 1..=3 {
         assert_eq!(sidecar.get("/"), 200);
-        let line = lines
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("deployer logs -f printed no line for request {round}"));
+        let line = follower
+            .next_line(Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("deployer logs -f printed no line for request {round}"));
         assert!(line.starts_with("[pod/web/istio-proxy] "), "{line}");
         assert!(line.contains("NewHttpContext"), "{line}");
-        seen += 1;
+    }
+    follower.assert_running();
+}
+
+#[test]
+fn follow_picks_up_a_pod_created_after_it_started() {
+    const REQUESTS: usize = 3;
+    let stack = stack();
+    let ns = stack.namespace("mesh-follow-new");
+    let (_, first) = filter_serving_in_web_pod(stack, &ns);
+    assert_eq!(first.get("/"), 200);
+    let mut follower = Follower::start(stack, &ns);
+    let started = Instant::now();
+
+    // A scale-up: a second selected pod, with its sidecar, after the follower began.
+    create_pod(&ns, &meshed_pod("web-2"));
+    let second = StandIn::start(stack, &ns.name, "web-2");
+    for _ in 0..REQUESTS {
+        assert_eq!(second.get("/"), 200);
+    }
+    let prefix = "[pod/web-2/istio-proxy] ";
+    let mut seen = Vec::new();
+    let deadline = started + Duration::from_secs(45);
+    while seen.len() < REQUESTS {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(line) = follower.next_line(left) else {
+            panic!(
+                "{} of {REQUESTS} NewHttpContext lines from web-2 after 45s: {seen:?}\nstderr:\n{}",
+                seen.len(),
+                follower.stderr()
+            );
+        };
+        if let Some(rest) = line.strip_prefix(prefix) {
+            assert_istio_format(rest, &ns.name);
+            seen.push(line);
+        }
+    }
+    eprintln!(
+        "web-2's lines followed {:?} after the follower started",
+        started.elapsed()
+    );
+    // No line twice: nothing more from web-2 over two more listings (4 s).
+    while let Some(line) = follower.next_line(Duration::from_secs(4)) {
+        assert!(
+            !line.starts_with(prefix),
+            "a line beyond the {REQUESTS} requests: {line}"
+        );
     }
     assert!(
-        child.try_wait().expect("poll").is_none(),
-        "-f must keep running"
+        follower.stderr().contains("reading the new pod web-2"),
+        "{}",
+        follower.stderr()
     );
-    let _ = child.kill();
-    let _ = child.wait();
-    assert_eq!(seen, 3);
+
+    // A scale-down: the deleted pod is no longer read, the remaining one still is.
+    kubectl_ok(
+        ns.kubectl()
+            .args(["delete", "pod", "web-2", "--wait=false"]),
+    );
+    eventually("the follower drops the deleted pod", || {
+        let stderr = follower.stderr();
+        if stderr.contains("pod web-2 is gone") {
+            Ok(())
+        } else {
+            Err(stderr)
+        }
+    });
+    assert_eq!(first.get("/"), 200);
+    let line = follower
+        .next_line(Duration::from_secs(20))
+        .expect("a line from web after web-2 went");
+    assert!(line.starts_with("[pod/web/istio-proxy] "), "{line}");
+    follower.assert_running();
 }
 
 #[test]

@@ -34,6 +34,10 @@ struct Args {
     /// The Envoy binary (default: the one `scripts/setup envoy` installed, then PATH).
     #[arg(long)]
     envoy: Option<PathBuf>,
+    /// Also trust this PEM CA bundle for registries; a loopback registry is then tried over
+    /// TLS before plain HTTP.
+    #[arg(long, value_name = "CA.pem")]
+    ca_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -51,6 +55,7 @@ async fn main() -> ExitCode {
         port: args.port,
         poll: Duration::from_millis(args.poll_ms.max(100)),
         envoy: args.envoy,
+        ca_file: args.ca_file,
     };
     match sidecar::run(options).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,14 +1,19 @@
 //! `deployer logs NAME`: what the sidecars of the pods a WasmPlugin selects say about it,
-//! streamed from every pod at once through the API server, each line prefixed by its pod.
+//! streamed from every pod at once through the API server, each line prefixed by its pod. With
+//! `-f` it also reads the pods the plugin selects that appear later, and stops reading deleted ones.
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use deployer::cluster::{Cluster, ConnectOptions};
 use deployer::mesh::pods::{self, LogWindow};
-use deployer::mesh::{PROXY_CONTAINER, logline, select};
+use deployer::mesh::{PROXY_CONTAINER, PodView, follow, logline, select};
 use futures::{AsyncBufReadExt, StreamExt};
 use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio::time::MissedTickBehavior;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -37,9 +42,25 @@ pub struct Args {
     pub kubeconfig: Option<PathBuf>,
 }
 
+/// How often `-f` lists the selected pods to read new ones and stop reading deleted ones. A
+/// bounded poll rather than a watch: one list call (filtered by the selector) every two seconds
+/// costs the API server little, needs no resourceVersion bookkeeping (expired watches,
+/// reconnects, the kube runtime's watcher and its dependencies), and the delay loses no line
+/// since a new pod is read from its first line.
+const POLL: Duration = Duration::from_secs(2);
+
 enum Message {
-    Line { pod: String, line: String },
-    Failed { pod: String, error: String },
+    Line {
+        pod: String,
+        line: String,
+    },
+    /// The pod's log stream ended; `failure`: the API server's HTTP status and the error.
+    Ended {
+        uid: String,
+        pod: String,
+        read_any: bool,
+        failure: Option<(Option<u16>, String)>,
+    },
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -78,10 +99,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .into_iter()
         .partition(|pod| pod.has_proxy);
     for pod in &outside {
-        eprintln!(
-            "warning: pod {} has no {PROXY_CONTAINER} container: it is not in the mesh, so the plugin does not run there",
-            pod.name
-        );
+        eprintln!("{}", not_meshed(&pod.name));
     }
     if meshed.is_empty() {
         anyhow::bail!(
@@ -108,80 +126,98 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         tail_lines: args.tail,
     };
     let (sender, mut receiver) = mpsc::unbounded_channel();
-    let envoy_name = plugin.envoy_name();
-    let url = plugin.fetch_url();
-    for pod in &meshed {
-        let sender = sender.clone();
-        let client = client.clone();
-        let namespace = namespace.clone();
-        let pod = pod.name.clone();
-        let window = window.clone();
-        let (envoy_name, url, all) = (envoy_name.clone(), url.clone(), args.all);
-        tokio::spawn(async move {
-            let stream = match pods::proxy_log(&client, &namespace, &pod, &window).await {
-                Ok(stream) => stream,
-                Err(err) => {
-                    let _ = sender.send(Message::Failed {
-                        pod,
-                        error: err.to_string(),
-                    });
-                    return;
+    let reader = Reader {
+        client,
+        namespace: namespace.clone(),
+        envoy_name: plugin.envoy_name(),
+        url: plugin.fetch_url(),
+        all: args.all,
+        sender,
+    };
+    let mut tracker = follow::Tracker::new(args.follow, &meshed, &outside);
+    let mut readers: HashMap<String, AbortHandle> = meshed
+        .iter()
+        .map(|pod| (pod.uid.clone(), reader.spawn(pod, window.clone())))
+        .collect();
+    let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + POLL, POLL);
+    poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut listing_failed = false;
+    let mut printed = 0usize;
+    let stdout = std::io::stdout();
+    while tracker.reading() > 0 || (args.follow && !tracker.all_failed()) {
+        tokio::select! {
+            Some(message) = receiver.recv() => match message {
+                Message::Line { pod, line } => {
+                    let mut out = stdout.lock();
+                    // A closed pipe (`| head`) ends the command quietly.
+                    if writeln!(out, "[pod/{pod}/{PROXY_CONTAINER}] {line}")
+                        .and_then(|()| out.flush())
+                        .is_err()
+                    {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    printed += 1;
                 }
-            };
-            let mut lines = std::pin::pin!(stream.lines());
-            while let Some(line) = lines.next().await {
-                match line {
-                    Ok(line) => {
-                        if all || logline::classify(&line, &envoy_name, &url).is_some() {
-                            let message = Message::Line {
-                                pod: pod.clone(),
-                                line,
-                            };
-                            if sender.send(message).is_err() {
-                                return;
+                Message::Ended { uid, pod, read_any, failure } => {
+                    readers.remove(&uid);
+                    let end = match &failure {
+                        None => follow::End::Closed,
+                        Some((status, _)) => follow::End::Failed { status: *status },
+                    };
+                    let outcome = tracker.ended(&uid, read_any, end);
+                    if let (true, Some((_, error))) = (outcome.report, &failure) {
+                        // Errors from the API name the pod already.
+                        let mut warning = if error.contains(&pod) {
+                            format!("warning: {error}")
+                        } else {
+                            format!("warning: pod {pod}: {error}")
+                        };
+                        if outcome.retry {
+                            warning.push_str(" (trying again while the pod exists)");
+                        }
+                        eprintln!("{warning}");
+                    }
+                }
+            },
+            _ = poll.tick(), if args.follow => {
+                match pods::list_selected(&cluster, &plugin).await {
+                    Ok(selected) => {
+                        listing_failed = false;
+                        for action in tracker.observe(&selected) {
+                            match action {
+                                follow::Action::Read { pod, from_start } => {
+                                    let window = if from_start {
+                                        eprintln!("reading the new pod {}", pod.name);
+                                        if !args.all && !pod.logs_wasm_info() {
+                                            eprintln!("{}", level_hint(std::slice::from_ref(&pod.name)));
+                                        }
+                                        LogWindow { follow: true, ..LogWindow::default() }
+                                    } else {
+                                        window.clone()
+                                    };
+                                    readers.insert(pod.uid.clone(), reader.spawn(&pod, window));
+                                }
+                                follow::Action::Stop { uid, name } => {
+                                    if let Some(task) = readers.remove(&uid) {
+                                        task.abort();
+                                    }
+                                    eprintln!("pod {name} is gone: no longer reading it");
+                                }
+                                follow::Action::NotMeshed { name } => eprintln!("{}", not_meshed(&name)),
                             }
                         }
                     }
-                    Err(err) => {
-                        let _ = sender.send(Message::Failed {
-                            pod,
-                            error: format!("reading the {PROXY_CONTAINER} log: {err}"),
-                        });
-                        return;
+                    // Said once per outage; the next listing may work.
+                    Err(err) if !listing_failed => {
+                        listing_failed = true;
+                        eprintln!("warning: cannot list the pods to follow new ones (trying again): {err}");
                     }
-                }
-            }
-        });
-    }
-    drop(sender);
-    let mut printed = 0usize;
-    let mut failed = 0usize;
-    let stdout = std::io::stdout();
-    while let Some(message) = receiver.recv().await {
-        match message {
-            Message::Line { pod, line } => {
-                let mut out = stdout.lock();
-                // A closed pipe (`| head`) ends the command quietly.
-                if writeln!(out, "[pod/{pod}/{PROXY_CONTAINER}] {line}")
-                    .and_then(|()| out.flush())
-                    .is_err()
-                {
-                    return Ok(ExitCode::SUCCESS);
-                }
-                printed += 1;
-            }
-            Message::Failed { pod, error } => {
-                failed += 1;
-                // Errors from the API name the pod already.
-                if error.contains(&pod) {
-                    eprintln!("warning: {error}");
-                } else {
-                    eprintln!("warning: pod {pod}: {error}");
+                    Err(_) => {}
                 }
             }
         }
     }
-    if failed == meshed.len() {
+    if tracker.all_failed() {
         anyhow::bail!(
             "could not read the {PROXY_CONTAINER} log of any pod WasmPlugin {namespace}/{} selects (see the warnings above)",
             args.name
@@ -189,13 +225,90 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if printed == 0 && !args.all {
         eprintln!(
-            "no line about WasmPlugin {namespace}/{} (`wasm log {envoy_name}` or a fetch error for {url}) in the {PROXY_CONTAINER} logs of {} pod(s).",
+            "no line about WasmPlugin {namespace}/{} (`wasm log {}` or a fetch error for {}) in the {PROXY_CONTAINER} logs of {} pod(s).",
             args.name,
+            reader.envoy_name,
+            reader.url,
             meshed.len()
         );
         eprintln!("{}", level_hint(&quiet));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What every pod's log reader shares.
+struct Reader {
+    client: kube::Client,
+    namespace: String,
+    envoy_name: String,
+    url: String,
+    all: bool,
+    sender: mpsc::UnboundedSender<Message>,
+}
+
+impl Reader {
+    /// Reads the pod's `istio-proxy` log until it ends, sending the lines to print, then how
+    /// it ended.
+    fn spawn(&self, pod: &PodView, window: LogWindow) -> AbortHandle {
+        let (client, namespace, sender) = (
+            self.client.clone(),
+            self.namespace.clone(),
+            self.sender.clone(),
+        );
+        let (envoy_name, url, all) = (self.envoy_name.clone(), self.url.clone(), self.all);
+        let (uid, pod) = (pod.uid.clone(), pod.name.clone());
+        let task = tokio::spawn(async move {
+            let mut read_any = false;
+            let failure = match pods::proxy_log(&client, &namespace, &pod, &window).await {
+                Err(err) => {
+                    let status = match &err {
+                        deployer::mesh::Error::PodLogs { status, .. } => *status,
+                        _ => None,
+                    };
+                    Some((status, err.to_string()))
+                }
+                Ok(stream) => {
+                    let mut lines = std::pin::pin!(stream.lines());
+                    loop {
+                        match lines.next().await {
+                            None => break None,
+                            Some(Ok(line)) => {
+                                read_any = true;
+                                if all || logline::classify(&line, &envoy_name, &url).is_some() {
+                                    let message = Message::Line {
+                                        pod: pod.clone(),
+                                        line,
+                                    };
+                                    if sender.send(message).is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                            Some(Err(err)) => {
+                                break Some((
+                                    None,
+                                    format!("reading the {PROXY_CONTAINER} log: {err}"),
+                                ));
+                            }
+                        }
+                    }
+                }
+            };
+            let _ = sender.send(Message::Ended {
+                uid,
+                pod,
+                read_any,
+                failure,
+            });
+        });
+        task.abort_handle()
+    }
+}
+
+fn not_meshed(pod: &str) -> String {
+    format!(
+        "warning: pod {pod} has no {PROXY_CONTAINER} container: it is not in the mesh, so the plugin does not run there"
+    )
 }
 
 /// Why a module's lines usually do not show: sidecars log at warning, modules at info.

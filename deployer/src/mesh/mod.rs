@@ -1,8 +1,10 @@
 //! The mesh side of a WasmPlugin: which pods it selects (`select`), what their `istio-proxy`
 //! containers say about it (`logline`: Istio's sidecar log format, the lines that concern one
-//! plugin, kwok's CRI log lines), the pods' logs through the API server (`pods`), the checks
-//! behind `deployer status` (`status`), and the sidecar stand-in that plays istio-agent + Envoy
-//! for kwok's fake pods (`sidecar`).
+//! plugin, kwok's CRI log lines), the pods' logs through the API server (`pods`), which pods
+//! `logs -f` reads as they come and go (`follow`), the checks behind `deployer status`
+//! (`status`), and the sidecar stand-in that plays istio-agent + Envoy for kwok's fake pods
+//! (`sidecar`).
+pub mod follow;
 pub mod logline;
 pub mod plugin;
 pub mod pods;
@@ -36,6 +38,8 @@ pub enum Error {
     PodLogs {
         namespace: String,
         pod: String,
+        /// The API server's HTTP status, when it answered.
+        status: Option<u16>,
         message: String,
     },
     #[error("sidecar stand-in for {namespace}/{pod}: {message}")]

@@ -26,6 +26,8 @@ pub struct Plugin {
     pub fail_strategy: String,
     pub plugin_type: String,
     pub pull_policy: String,
+    /// `imagePullSecret`: a Secret of the plugin's namespace with the registry's credentials.
+    pub image_pull_secret: Option<String>,
     /// (name, value) of INLINE env vars and names of HOST ones (value `None`).
     pub env: Vec<(String, Option<String>)>,
     pub resource_version: String,
@@ -107,6 +109,7 @@ impl Plugin {
             fail_strategy: or(text("failStrategy"), "FAIL_CLOSE"),
             plugin_type: or(text("type"), "HTTP"),
             pull_policy: or(text("imagePullPolicy"), "UNSPECIFIED_POLICY"),
+            image_pull_secret: Some(text("imagePullSecret")).filter(|name| !name.is_empty()),
             env,
             resource_version: object.metadata.resource_version.clone().unwrap_or_default(),
             generation: object.metadata.generation.unwrap_or_default(),

@@ -40,10 +40,30 @@ fn pod_error(
 }
 
 pub async fn list_pods(cluster: &Cluster, namespace: &str) -> Result<Vec<PodView>, Error> {
+    list_matching(cluster, namespace, &ListParams::default()).await
+}
+
+/// The pods `plugin` selects (its matchLabels go to the API server, so a periodic listing
+/// stays small in a busy namespace).
+pub async fn list_selected(cluster: &Cluster, plugin: &Plugin) -> Result<Vec<PodView>, Error> {
+    let mut params = ListParams::default();
+    if let Some(labels) = plugin.selector.as_ref().filter(|labels| !labels.is_empty()) {
+        let selector: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        params = params.labels(&selector.join(","));
+    }
+    let pods = list_matching(cluster, &plugin.namespace, &params).await?;
+    Ok(super::select::select(plugin, &pods).selected)
+}
+
+async fn list_matching(
+    cluster: &Cluster,
+    namespace: &str,
+    params: &ListParams,
+) -> Result<Vec<PodView>, Error> {
     let api: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
     let pods = cluster
         .bounded(async {
-            api.list(&ListParams::default())
+            api.list(params)
                 .await
                 .map_err(|err| pod_error(cluster, "list", namespace, err))
         })
@@ -107,6 +127,10 @@ pub async fn proxy_log(
         .map_err(|err| Error::PodLogs {
             namespace: namespace.into(),
             pod: pod.into(),
+            status: match &err {
+                kube::Error::Api(status) => Some(status.code),
+                _ => None,
+            },
             message: match err {
                 kube::Error::Api(status) => format!(
                     "cannot read the {PROXY_CONTAINER} log (HTTP {}): {}",

@@ -12,6 +12,9 @@ use super::{COMPONENT_LOG_LEVEL_ANNOTATION, LOG_LEVEL_ANNOTATION, PROXY_CONTAINE
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PodView {
     pub name: String,
+    /// Tells a pod from a later one of the same name (`logs -f` follows each once).
+    #[serde(skip)]
+    pub uid: String,
     pub phase: String,
     pub labels: BTreeMap<String, String>,
     pub has_proxy: bool,
@@ -26,6 +29,7 @@ impl PodView {
         let annotations = pod.metadata.annotations.clone().unwrap_or_default();
         PodView {
             name: pod.metadata.name.clone().unwrap_or_default(),
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
             phase: pod
                 .status
                 .as_ref()
@@ -127,6 +131,7 @@ mod tests {
     fn pod(name: &str, labels: &[(&str, &str)]) -> PodView {
         PodView {
             name: name.into(),
+            uid: format!("uid-{name}"),
             phase: "Running".into(),
             labels: labels
                 .iter()

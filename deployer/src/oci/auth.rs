@@ -184,6 +184,36 @@ pub fn from_docker_config(registry: &str) -> Result<Resolved, Error> {
     })
 }
 
+/// The registry's credentials in a `.dockerconfigjson` (a pull Secret's bytes): only `auths`
+/// counts there, since a pod has no credential helpers. `Ok(None)`: no entry for the registry.
+/// The error never quotes the bytes, which hold the secret.
+pub fn from_docker_config_json(
+    bytes: &[u8],
+    registry: &str,
+) -> Result<Option<Credentials>, String> {
+    let config: DockerConfig = serde_json::from_slice(bytes).map_err(|err| {
+        format!(
+            "not a docker config JSON (line {}, column {})",
+            err.line(),
+            err.column()
+        )
+    })?;
+    let entry = config_keys(registry).iter().find_map(|key| {
+        config
+            .auths
+            .iter()
+            .find(|(k, _)| normalise_key(k) == normalise_key(key))
+            .map(|(_, entry)| entry)
+    });
+    match entry {
+        None => Ok(None),
+        Some(entry) => match entry_credentials(entry)? {
+            Credentials::Anonymous => Err("its auths entry holds no credentials".into()),
+            credentials => Ok(Some(credentials)),
+        },
+    }
+}
+
 fn entry_credentials(entry: &AuthEntry) -> Result<Credentials, String> {
     if let Some(token) = entry.identitytoken.as_ref().filter(|t| !t.is_empty()) {
         return Ok(Credentials::IdentityToken(Secret::new(token.clone())));
@@ -310,6 +340,21 @@ mod tests {
             })
             .is_err()
         );
+    }
+
+    #[test]
+    fn reads_one_registry_from_a_pull_secret() {
+        let bytes = br#"{"auths": {"https://127.0.0.1:5000/v1/": {"auth": "dTpwNHNz"}}}"#;
+        assert_eq!(
+            from_docker_config_json(bytes, "127.0.0.1:5000").unwrap(),
+            Some(Credentials::Basic {
+                username: "u".into(),
+                password: Secret::new("p4ss")
+            })
+        );
+        assert_eq!(from_docker_config_json(bytes, "other:5000").unwrap(), None);
+        let err = from_docker_config_json(b"{\"auths\": p4ss", "r").unwrap_err();
+        assert!(!err.contains("p4ss"), "{err}");
     }
 
     #[test]

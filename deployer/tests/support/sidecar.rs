@@ -72,6 +72,16 @@ pub struct StandIn {
 impl StandIn {
     /// Starts the stand-in and waits until its Envoy is ready (state.json written).
     pub fn start(stack: &Stack, namespace: &str, pod: &str) -> StandIn {
+        Self::start_with(stack, namespace, pod, &[])
+    }
+
+    /// [`StandIn::start`] with extra `sidecar-standin` arguments (e.g. `--ca-file`).
+    pub fn start_with(
+        stack: &Stack,
+        namespace: &str,
+        pod: &str,
+        extra: &[&std::ffi::OsStr],
+    ) -> StandIn {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut command = Command::new(binary());
         command
@@ -82,6 +92,7 @@ impl StandIn {
             .arg(&stack.context)
             .arg("--dir")
             .arg(dir.path().join("sidecar"))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(file(&dir.path().join("stdout")))
             .stderr(file(&dir.path().join("stderr")));

@@ -6,16 +6,94 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
 use sha2::{Digest, Sha256};
 
+use crate::cluster::pull_secret::SECRET_TYPE;
 use crate::mesh::Plugin;
-use crate::oci::{self, ImageRef, Options, RetryPolicy, Transport, Verdict};
+use crate::oci::{self, Credentials, ImageRef, Options, RetryPolicy, Transport, Verdict};
+
+/// How the agent reaches a registry for one plugin.
+#[derive(Debug, Clone, Default)]
+pub struct Pull {
+    /// A CA to trust for loopback registries that speak TLS: what a real agent's image would
+    /// carry in its trust store.
+    pub ca_file: Option<PathBuf>,
+    /// From the plugin's imagePullSecret; `None` leaves the stand-in's own docker config.
+    pub credentials: Option<Credentials>,
+}
+
+/// The credentials istio-agent would pull `plugin` with: its imagePullSecret, read from the
+/// plugin's namespace, must be a `kubernetes.io/dockerconfigjson` Secret with an entry for the
+/// image's registry. `Ok(None)`: no imagePullSecret (or not an oci url). `Err` is the fetch
+/// error's reason; it names the Secret and never quotes its data.
+pub async fn pull_secret_credentials(
+    client: &kube::Client,
+    plugin: &Plugin,
+) -> Result<Option<Credentials>, String> {
+    let Some(name) = plugin.image_pull_secret.as_deref() else {
+        return Ok(None);
+    };
+    let url = plugin.fetch_url();
+    if !url.starts_with("oci://") {
+        return Ok(None);
+    }
+    let reference =
+        ImageRef::parse(&url).map_err(|err| format!("could not fetch Wasm OCI image: {err}"))?;
+    let registry = reference.registry();
+    let namespace = &plugin.namespace;
+    let what = format!("imagePullSecret {namespace}/{name}");
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = api
+        .get_opt(name)
+        .await
+        .map_err(|err| format!("cannot read {what}: {err}"))?
+        .ok_or_else(|| {
+            format!(
+                "{what} not found: create a {SECRET_TYPE} Secret named {name} in namespace {namespace} (`deployer apply --pull-secret-from-docker-config` writes one)"
+            )
+        })?;
+    let secret_type = secret.type_.as_deref().unwrap_or("Opaque");
+    if secret_type != SECRET_TYPE {
+        return Err(format!(
+            "{what} is of type {secret_type}, not {SECRET_TYPE}"
+        ));
+    }
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|data| data.get(".dockerconfigjson"))
+        .ok_or_else(|| format!("{what} has no .dockerconfigjson key"))?;
+    oci::auth::from_docker_config_json(&bytes.0, registry)
+        .map_err(|reason| format!("{what}: {reason}"))?
+        .map(Some)
+        .ok_or_else(|| format!("{what} has no credentials for registry {registry}"))
+}
+
+/// The resourceVersions of the plugins' pull Secrets (`-` when missing or unreadable): the
+/// agent pulls again when one changes, as when istiod pushes a Secret update.
+pub async fn pull_secret_versions(client: &kube::Client, plugins: &[Plugin]) -> String {
+    let mut versions = Vec::new();
+    for plugin in plugins {
+        let Some(name) = plugin.image_pull_secret.as_deref() else {
+            continue;
+        };
+        let api: Api<Secret> = Api::namespaced(client.clone(), &plugin.namespace);
+        let version = match api.get_opt(name).await {
+            Ok(Some(secret)) => secret.metadata.resource_version.unwrap_or_default(),
+            _ => "-".into(),
+        };
+        versions.push(format!("{}/{name}@{version}", plugin.namespace));
+    }
+    versions.join("\n")
+}
 
 /// Fetches the plugin's module into `cache`; `Err` is the reason istio-agent would give.
-pub async fn fetch(plugin: &Plugin, cache: &Path) -> Result<PathBuf, String> {
+pub async fn fetch(plugin: &Plugin, cache: &Path, pull: &Pull) -> Result<PathBuf, String> {
     let url = plugin.fetch_url();
     let expected = plugin.expected_sha256();
-    let (module, checksum) = download(&url).await?;
+    let (module, checksum) = download_with(&url, pull).await?;
     if let Some(expected) = expected
         && expected != checksum
     {
@@ -42,6 +120,11 @@ pub async fn fetch(plugin: &Plugin, cache: &Path) -> Result<PathBuf, String> {
 /// The module at `url` and the checksum Istio compares with `sha256`: the bytes' sha256 for
 /// file and http(s) urls, the image manifest's digest for oci.
 pub async fn download(url: &str) -> Result<(Vec<u8>, String), String> {
+    download_with(url, &Pull::default()).await
+}
+
+/// [`download`] with the registry access of one plugin.
+pub async fn download_with(url: &str, pull: &Pull) -> Result<(Vec<u8>, String), String> {
     if let Some(path) = url.strip_prefix("file://") {
         let bytes = std::fs::read(path).map_err(|err| format!("cannot read {path}: {err}"))?;
         let checksum = hex::encode(Sha256::digest(&bytes));
@@ -51,7 +134,7 @@ pub async fn download(url: &str) -> Result<(Vec<u8>, String), String> {
         let checksum = hex::encode(Sha256::digest(&bytes));
         Ok((bytes, checksum))
     } else if url.starts_with("oci://") {
-        fetch_oci(url).await
+        fetch_oci(url, pull).await
     } else {
         let scheme = url.split("://").next().unwrap_or_default();
         Err(format!(
@@ -61,26 +144,40 @@ pub async fn download(url: &str) -> Result<(Vec<u8>, String), String> {
 }
 
 /// The module and the checksum Istio compares for oci urls: the image manifest's digest.
-async fn fetch_oci(url: &str) -> Result<(Vec<u8>, String), String> {
+async fn fetch_oci(url: &str, pull: &Pull) -> Result<(Vec<u8>, String), String> {
     let reference =
         ImageRef::parse(url).map_err(|err| format!("could not fetch Wasm OCI image: {err}"))?;
-    let options = Options {
+    let options = |plain_http: bool| Options {
         // Like an agent started with WASM_INSECURE_REGISTRIES covering localhost: a registry
-        // on this machine is spoken to in plain HTTP, every other one over verified TLS.
+        // on this machine may speak plain HTTP, every other one verified TLS.
         transport: Transport {
-            plain_http: reference.is_loopback(),
+            plain_http,
+            ca_file: pull.ca_file.clone(),
             ..Transport::default()
         },
-        credentials: None,
+        credentials: pull.credentials.clone(),
         retry: RetryPolicy {
             attempts: 2,
             initial_backoff: Duration::from_millis(200),
             ..RetryPolicy::default()
         },
     };
-    let fetched = oci::fetch(&reference, &options)
-        .await
-        .map_err(|err| format!("could not fetch Wasm OCI image: {err}"))?;
+    let loopback = reference.is_loopback();
+    // Given a CA, a loopback registry is tried over TLS first and in plain HTTP only when no
+    // TLS is spoken there (go-containerregistry's rule for insecure registries).
+    let mut fetched = oci::fetch(&reference, &options(loopback && pull.ca_file.is_none())).await;
+    if loopback
+        && pull.ca_file.is_some()
+        && matches!(
+            fetched,
+            Err(oci::Error::Tls { .. }
+                | oci::Error::Unreachable { .. }
+                | oci::Error::Protocol { .. })
+        )
+    {
+        fetched = oci::fetch(&reference, &options(true)).await;
+    }
+    let fetched = fetched.map_err(|err| format!("could not fetch Wasm OCI image: {err}"))?;
     let checksum = fetched
         .manifest_digest
         .strip_prefix("sha256:")
@@ -138,16 +235,19 @@ mod tests {
         std::fs::write(&module, b"\0asm\x01\0\0\0").unwrap();
         let url = format!("file://{}", module.display());
         let good = hex::encode(Sha256::digest(b"\0asm\x01\0\0\0"));
-        let cached = fetch(&plugin(&url, &good), &dir.path().join("cache"))
+        let pull = Pull::default();
+        let cached = fetch(&plugin(&url, &good), &dir.path().join("cache"), &pull)
             .await
             .unwrap();
         assert_eq!(std::fs::read(cached).unwrap(), b"\0asm\x01\0\0\0");
-        let err = fetch(&plugin(&url, &"0".repeat(64)), dir.path())
+        let err = fetch(&plugin(&url, &"0".repeat(64)), dir.path(), &pull)
             .await
             .unwrap_err();
         assert!(err.contains("which does not match: 0000"), "{err}");
         std::fs::write(&module, b"MZ").unwrap();
-        let err = fetch(&plugin(&url, ""), dir.path()).await.unwrap_err();
+        let err = fetch(&plugin(&url, ""), dir.path(), &pull)
+            .await
+            .unwrap_err();
         assert!(err.ends_with("is invalid"), "{err}");
     }
 }

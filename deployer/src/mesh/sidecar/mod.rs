@@ -37,6 +37,8 @@ pub struct Options {
     /// How often the pod and the WasmPlugins are re-read.
     pub poll: Duration,
     pub envoy: Option<PathBuf>,
+    /// A CA to trust for loopback registries that speak TLS.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// What `state.json` says once Envoy is ready (tests and the demo read it).
@@ -175,6 +177,8 @@ pub async fn run(options: Options) -> Result<(), Error> {
         log,
         envoy: None,
         generation: 0,
+        client: cluster.client.clone(),
+        ca_file: options.ca_file.clone(),
     };
     let mut terminate =
         signal(SignalKind::terminate()).map_err(io("cannot watch", Path::new("SIGTERM")))?;
@@ -217,13 +221,17 @@ pub async fn run(options: Options) -> Result<(), Error> {
                     }
                 };
                 reported_poll_error = false;
-                let key = plugins
+                let mut key = plugins
                     .iter()
                     .map(Plugin::fingerprint)
                     .collect::<Vec<_>>()
                     .join("\n");
+                // A changed pull Secret is pulled with again, as when istiod pushes it.
+                key.push('\n');
+                key.push_str(&agent::pull_secret_versions(&cluster.client, &plugins).await);
                 if applied.as_ref() != Some(&key) {
-                    // A refused configuration is not retried until the plugins change.
+                    // A refused configuration is not retried until the plugins (or their
+                    // pull Secrets) change.
                     applied = Some(key);
                     sidecar.reconfigure(plugins).await?;
                 }
@@ -249,6 +257,9 @@ struct Sidecar {
     log: logfile::LogFile,
     envoy: Option<Running>,
     generation: u64,
+    /// Reads the plugins' imagePullSecrets.
+    client: kube::Client,
+    ca_file: Option<PathBuf>,
 }
 
 impl Sidecar {
@@ -275,7 +286,16 @@ impl Sidecar {
         self.generation += 1;
         let mut loaded = Vec::new();
         for plugin in plugins {
-            let module = agent::fetch(&plugin, &self.dir.join("modules")).await;
+            let module = match agent::pull_secret_credentials(&self.client, &plugin).await {
+                Ok(credentials) => {
+                    let pull = agent::Pull {
+                        ca_file: self.ca_file.clone(),
+                        credentials,
+                    };
+                    agent::fetch(&plugin, &self.dir.join("modules"), &pull).await
+                }
+                Err(reason) => Err(reason),
+            };
             if let Err(reason) = &module {
                 self.log.agent(
                     "error",
