@@ -4,13 +4,15 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::auth::Resolved;
 use super::{Credentials, Error, RetryPolicy, Secret, Transport};
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub transport: Transport,
-    /// Explicit credentials; `None` means: look in the docker config, else anonymous.
-    pub credentials: Option<Credentials>,
+    /// Explicit credentials and where they came from (named in errors); `None` means: look
+    /// in the docker config, else anonymous.
+    pub credentials: Option<Resolved>,
     pub retry: RetryPolicy,
 }
 
@@ -89,7 +91,10 @@ impl RegistryArgs {
                 insecure: self.insecure,
                 ca_file: self.ca_file,
             },
-            credentials,
+            credentials: credentials.map(|credentials| Resolved {
+                credentials,
+                source: "--username/--password-stdin".into(),
+            }),
             retry: RetryPolicy {
                 attempts: self.attempts,
                 initial_backoff: Duration::from_millis(self.retry_backoff_ms),

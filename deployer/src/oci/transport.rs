@@ -80,10 +80,7 @@ impl Session {
     ) -> Result<Self, Error> {
         install_crypto_provider();
         let resolved = match &options.credentials {
-            Some(credentials) => Resolved {
-                credentials: credentials.clone(),
-                source: "--username/--password-stdin".into(),
-            },
+            Some(explicit) => explicit.clone(),
             None => auth::from_docker_config(reference.registry())?,
         };
         let certificates = ca_certificates(&options.transport)?;

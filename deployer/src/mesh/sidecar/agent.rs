@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 
 use crate::cluster::pull_secret::SECRET_TYPE;
 use crate::mesh::Plugin;
-use crate::oci::{self, Credentials, ImageRef, Options, RetryPolicy, Transport, Verdict};
+use crate::oci::auth::Resolved;
+use crate::oci::{self, ImageRef, Options, RetryPolicy, Transport, Verdict};
 
 /// How the agent reaches a registry for one plugin.
 #[derive(Debug, Clone, Default)]
@@ -21,7 +22,7 @@ pub struct Pull {
     /// carry in its trust store.
     pub ca_file: Option<PathBuf>,
     /// From the plugin's imagePullSecret; `None` leaves the stand-in's own docker config.
-    pub credentials: Option<Credentials>,
+    pub credentials: Option<Resolved>,
 }
 
 /// The credentials istio-agent would pull `plugin` with: its imagePullSecret, read from the
@@ -31,7 +32,7 @@ pub struct Pull {
 pub async fn pull_secret_credentials(
     client: &kube::Client,
     plugin: &Plugin,
-) -> Result<Option<Credentials>, String> {
+) -> Result<Option<Resolved>, String> {
     let Some(name) = plugin.image_pull_secret.as_deref() else {
         return Ok(None);
     };
@@ -67,7 +68,12 @@ pub async fn pull_secret_credentials(
         .ok_or_else(|| format!("{what} has no .dockerconfigjson key"))?;
     oci::auth::from_docker_config_json(&bytes.0, registry)
         .map_err(|reason| format!("{what}: {reason}"))?
-        .map(Some)
+        .map(|credentials| {
+            Some(Resolved {
+                credentials,
+                source: what.clone(),
+            })
+        })
         .ok_or_else(|| format!("{what} has no credentials for registry {registry}"))
 }
 
