@@ -8,3 +8,4 @@ pub mod module;
 pub mod oci;
 pub mod output;
 pub mod plugin;
+pub mod tls;

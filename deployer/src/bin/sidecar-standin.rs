@@ -42,7 +42,6 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    deployer::oci::install_crypto_provider();
     let args = Args::parse();
     let options = sidecar::Options {
         connect: ConnectOptions {

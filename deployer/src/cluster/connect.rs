@@ -97,6 +97,7 @@ impl Cluster {
             .trim_end_matches('/')
             .to_string();
         let default_namespace = config.default_namespace.clone();
+        crate::tls::install_crypto_provider();
         let client = kube::Client::try_from(config).map_err(|err| Error::Context {
             context: context.clone(),
             message: err.to_string(),

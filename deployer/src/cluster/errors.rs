@@ -160,7 +160,7 @@ mod tests {
 
     #[tokio::test]
     async fn error_mapping() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::tls::install_crypto_provider();
         let cluster = cluster().await;
         let attempt = Attempt {
             verb: "patch",

@@ -86,7 +86,6 @@ impl ClusterArgs {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    oci::install_crypto_provider();
     let mut draft = args
         .spec
         .draft(args.name.as_deref(), args.cluster.namespace.as_deref())?;

@@ -2,7 +2,6 @@
 use std::process::ExitCode;
 
 use deployer::cluster::DryRun;
-use deployer::oci;
 
 use super::apply::{ClusterArgs, DryRunMode};
 
@@ -21,7 +20,6 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    oci::install_crypto_provider();
     let clusters = args.cluster.connect_all().await?;
     for cluster in &clusters {
         cluster.ensure_crd().await?;

@@ -1,7 +1,6 @@
 //! `deployer list`: the WasmPlugins of a namespace (or all with -A), as a table or JSON.
 use std::process::ExitCode;
 
-use deployer::oci;
 use deployer::output::Format;
 use kube::api::DynamicObject;
 use serde::Serialize;
@@ -37,7 +36,6 @@ struct Row {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    oci::install_crypto_provider();
     let clusters = args.cluster.connect_all().await?;
     let mut rows = Vec::new();
     for cluster in &clusters {

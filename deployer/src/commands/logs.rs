@@ -64,7 +64,6 @@ enum Message {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    deployer::oci::install_crypto_provider();
     let connect = ConnectOptions {
         kubeconfig: args.kubeconfig.clone(),
         context: args.context.clone(),

@@ -2,7 +2,7 @@
 //! GitOps, or with --helm-values the values file for charts/wasm-plugin.
 use std::process::ExitCode;
 
-use deployer::oci::{self, RegistryArgs};
+use deployer::oci::RegistryArgs;
 use deployer::plugin::flags::SpecFlags;
 
 use super::apply::{self, ObjectFormat};
@@ -26,7 +26,6 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    oci::install_crypto_provider();
     let mut draft = args
         .spec
         .draft(args.name.as_deref(), args.namespace.as_deref())?;

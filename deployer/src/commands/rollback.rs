@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use deployer::cluster::DryRun;
 use deployer::cluster::wasmplugin::history_of;
-use deployer::oci;
 use deployer::plugin::spec::WasmPluginManifest;
 
 use super::apply::{ClusterArgs, ObjectFormat, print_objects};
@@ -29,7 +28,6 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    oci::install_crypto_provider();
     let clusters = args.cluster.connect_all().await?;
     // Every cluster's target revision is found before the first write.
     let mut plans = Vec::new();

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use deployer::cluster::{Cluster, ConnectOptions};
 use deployer::mesh::status::{self, Report};
 use deployer::mesh::{PROXY_CONTAINER, pods};
-use deployer::oci::{self, RegistryArgs};
+use deployer::oci::RegistryArgs;
 use deployer::output::Format;
 
 #[derive(Debug, clap::Args)]
@@ -30,7 +30,6 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    oci::install_crypto_provider();
     let options = args.registry.into_options()?;
     let cluster = Cluster::connect(&ConnectOptions {
         kubeconfig: args.kubeconfig,

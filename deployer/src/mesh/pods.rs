@@ -96,6 +96,7 @@ pub async fn streaming_client(options: &ConnectOptions) -> Result<kube::Client, 
         .map_err(|err| failed(err.to_string()))?;
     config.connect_timeout = Some(crate::cluster::connect::CONNECT_TIMEOUT);
     config.read_timeout = None;
+    crate::tls::install_crypto_provider();
     kube::Client::try_from(config).map_err(|err| failed(err.to_string()))
 }
 

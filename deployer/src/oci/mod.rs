@@ -22,7 +22,7 @@ pub use options::{Options, RegistryArgs};
 pub use pull::{Fetched, fetch, pull};
 pub use push::{PushEvent, PushOutcome, push};
 pub use reference::ImageRef;
-pub use transport::{RetryPolicy, Transport, install_crypto_provider};
+pub use transport::{RetryPolicy, Transport};
 
 /// Resolves REF (a tag or digest reference, `oci://` optional) to its manifest digest
 /// (`sha256:<hex>`): the value Istio compares with WasmPlugin `sha256` for oci:// urls.

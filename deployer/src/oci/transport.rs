@@ -14,16 +14,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::auth::{self, Credentials, Resolved, Secret};
 use super::{Error, ImageRef, Options};
 
-/// reqwest is built without a default rustls provider (the workspace uses ring only); the
-/// process needs one before the first TLS client is built. Idempotent.
-pub fn install_crypto_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // Err means another part of the process installed one first, which is just as good.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct Transport {
     /// Talk HTTP instead of HTTPS (local registries).
@@ -78,7 +68,7 @@ impl Session {
         options: &Options,
         operation: RegistryOperation,
     ) -> Result<Self, Error> {
-        install_crypto_provider();
+        crate::tls::install_crypto_provider();
         let resolved = match &options.credentials {
             Some(explicit) => explicit.clone(),
             None => auth::from_docker_config(reference.registry())?,

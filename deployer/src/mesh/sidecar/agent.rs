@@ -199,7 +199,7 @@ async fn fetch_oci(url: &str, pull: &Pull) -> Result<(Vec<u8>, String), String> 
 }
 
 async fn http_get(url: &str) -> Result<Vec<u8>, String> {
-    oci::install_crypto_provider();
+    crate::tls::install_crypto_provider();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
