@@ -84,3 +84,29 @@ build_helm() {
   go_build_cached helm "$HELM_VERSION" helm $m/cmd/helm \
     "-X $m/internal/version.version=$HELM_VERSION -X $m/internal/version.gitTreeState=clean -X $m/pkg/chartutil.k8sVersionMajor=1 -X $m/pkg/chartutil.k8sVersionMinor=37 -X $m/pkg/lint/rules.k8sVersionMajor=1 -X $m/pkg/lint/rules.k8sVersionMinor=37"
 }
+
+# Istio's control plane (pilot-discovery = istiod) and sidecar agent (pilot-agent), from the
+# istio.io/istio module at the pseudo-version the Go module proxy serves (the 1.31 cycle; its
+# go.mod has no replace directives). The cache key is the module version.
+ISTIO_MODULE_VERSION=v0.0.0-20260827124520-eed52ebb66ad
+ISTIO_VERSION="1.31-dev+${ISTIO_MODULE_VERSION##*-}"
+
+istio_ldflags() {
+  local v=istio.io/istio/pkg/version
+  printf '%s' "-X $v.buildVersion=$ISTIO_VERSION -X $v.buildGitRevision=${ISTIO_MODULE_VERSION##*-} -X $v.buildStatus=Clean -X $v.buildTag=$ISTIO_VERSION -X $v.buildHub=local -X $v.buildOS=linux -X $v.buildArch=amd64"
+}
+
+build_istio() {
+  local c
+  for c in pilot-discovery pilot-agent; do
+    go_build_cached "$c" "$ISTIO_MODULE_VERSION" istio "istio.io/istio/pilot/cmd/$c" "$(istio_ldflags)"
+  done
+}
+
+# Istio's own CRDs (WasmPlugin, TrafficExtension, Sidecar, ...) as the module ships them.
+istio_crds_file() {
+  local src
+  src="$(cd "$REPO_ROOT/tools/istio" && go mod download -json istio.io/istio | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [ -f "$src/manifests/charts/base/files/crd-all.gen.yaml" ] || die "istio.io/istio $ISTIO_MODULE_VERSION source not found (go mod download failed)"
+  printf '%s' "$src/manifests/charts/base/files/crd-all.gen.yaml"
+}
