@@ -101,12 +101,21 @@ build_istio() {
   for c in pilot-discovery pilot-agent; do
     go_build_cached "$c" "$ISTIO_MODULE_VERSION" istio "istio.io/istio/pilot/cmd/$c" "$(istio_ldflags)"
   done
+  istio_files
 }
 
-# Istio's own CRDs (WasmPlugin, TrafficExtension, Sidecar, ...) as the module ships them.
-istio_crds_file() {
+# What the Istio release ships besides binaries, kept next to them: its CRDs (WasmPlugin,
+# TrafficExtension, Sidecar, ...: installed by `scripts/stack up`) and the Envoy bootstrap
+# template the agent renders (the proxy image's /var/lib/istio/envoy/envoy_bootstrap_tmpl.json).
+istio_share() { printf '%s' "$WASM_DEPLOYER_CACHE/istio-$ISTIO_MODULE_VERSION"; }
+
+istio_files() {
+  local share; share="$(istio_share)"
+  [ -f "$share/crd-all.gen.yaml" ] && [ -f "$share/envoy_bootstrap.json" ] && return 0
   local src
   src="$(cd "$REPO_ROOT/tools/istio" && go mod download -json istio.io/istio | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
   [ -f "$src/manifests/charts/base/files/crd-all.gen.yaml" ] || die "istio.io/istio $ISTIO_MODULE_VERSION source not found (go mod download failed)"
-  printf '%s' "$src/manifests/charts/base/files/crd-all.gen.yaml"
+  mkdir -p "$share"
+  install -m 0644 "$src/manifests/charts/base/files/crd-all.gen.yaml" "$share/crd-all.gen.yaml"
+  install -m 0644 "$src/tools/packaging/common/envoy_bootstrap.json" "$share/envoy_bootstrap.json"
 }

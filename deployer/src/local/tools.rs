@@ -96,7 +96,7 @@ pub fn envoy_args(config: &Path, admin_address_file: &Path) -> Vec<OsString> {
     vec![
         "-c".into(),
         config.into(),
-        // Several Envoys (labs, sidecar stand-ins, parallel tests) may run at once: no
+        // Several Envoys (labs, parallel tests) may run at once: no
         // shared-memory hot restart.
         "--disable-hot-restart".into(),
         // One worker: one V8 instance to start, and none of them needs more.

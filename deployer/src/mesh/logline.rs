@@ -15,6 +15,18 @@ pub const ENVOY_LOG_FORMAT: &str = "%Y-%m-%dT%T.%fZ\t%l\tenvoy %n %g:%#\t%v\tthr
 pub const FETCH_ERROR_PREFIX: &str =
     "error in converting the wasm config to local: cannot fetch Wasm module ";
 
+/// Istio 1.31 and later translate every WasmPlugin into a TrafficExtension, and Envoy's name
+/// for the plugin gains this suffix: `<ns>.<name>~istio-translated-wasmplugin` (released Istio
+/// versions before that use `<ns>.<name>`). Verbatim from a real sidecar (istio.io/istio
+/// v0.0.0-20260827124520-eed52ebb66ad): `wasm log demo.context-logger~istio-translated-wasmplugin: NewHttpContext`.
+pub const TRANSLATED_SUFFIX: &str = "~istio-translated-wasmplugin";
+
+/// Whether `word` is Envoy's name for the WasmPlugin `<namespace>.<name>` (`envoy_name`), in
+/// either of Istio's naming forms.
+pub fn names_plugin(word: &str, envoy_name: &str) -> bool {
+    word == envoy_name || word.strip_suffix(TRANSLATED_SUFFIX) == Some(envoy_name)
+}
+
 /// What a line says about a plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -43,7 +55,7 @@ pub fn classify(line: &str, envoy_name: &str, url: &str) -> Option<Kind> {
     if let Some(rest) = line.split("wasm log ").nth(1) {
         // The name is a whole word: `demo.ctx` must not match `demo.ctx-other`.
         let word = rest.split([' ', ':']).next().unwrap_or_default();
-        if word == envoy_name {
+        if names_plugin(word, envoy_name) {
             return Some(Kind::WasmLog);
         }
     }

@@ -1,15 +1,14 @@
 //! The mesh side of a WasmPlugin: which pods it selects (`select`), what their `istio-proxy`
 //! containers say about it (`logline`: Istio's sidecar log format, the lines that concern one
 //! plugin, kwok's CRI log lines), the pods' logs through the API server (`pods`), which pods
-//! `logs -f` reads as they come and go (`follow`), the checks behind `deployer status`
-//! (`status`), and the sidecar stand-in that plays istio-agent + Envoy for kwok's fake pods
-//! (`sidecar`).
+//! `logs -f` reads as they come and go (`follow`), and the checks behind `deployer status`
+//! (`status`, with `download` for http(s) module urls).
+pub mod download;
 pub mod follow;
 pub mod logline;
 pub mod plugin;
 pub mod pods;
 pub mod select;
-pub mod sidecar;
 pub mod status;
 
 pub use plugin::Plugin;
@@ -42,31 +41,11 @@ pub enum Error {
         status: Option<u16>,
         message: String,
     },
-    #[error("sidecar stand-in for {namespace}/{pod}: {message}")]
-    StandIn {
-        namespace: String,
-        pod: String,
-        message: String,
-    },
-    #[error(transparent)]
-    Envoy(Box<crate::local::LocalError>),
-    #[error("{what} {path}: {source}")]
-    Io {
-        what: &'static str,
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
 }
 
-// Boxed: the cluster and Envoy errors are large, and most results here are small.
+// Boxed: the cluster error is large, and most results here are small.
 impl From<crate::cluster::Error> for Error {
     fn from(err: crate::cluster::Error) -> Self {
         Error::Cluster(Box::new(err))
-    }
-}
-
-impl From<crate::local::LocalError> for Error {
-    fn from(err: crate::local::LocalError) -> Self {
-        Error::Envoy(Box::new(err))
     }
 }

@@ -4,8 +4,8 @@
 
 pub mod envoy;
 pub mod helm;
+pub mod mesh;
 pub mod registry;
-pub mod sidecar;
 pub mod stack;
 pub mod tools;
 pub mod wasm;

@@ -1,5 +1,6 @@
 //! The local stack (`scripts/stack`): a real kube-apiserver (with etcd, controller-manager,
-//! scheduler), a kwok fake node and an OCI registry on loopback. Started once and shared by
+//! scheduler), a kwok fake node, an OCI registry, istiod, and local-mesh (a real istio-agent +
+//! Envoy for every pod with an `istio-proxy` container) on loopback. Started once and shared by
 //! every test binary of a run (`scripts/stack up` is idempotent and takes a lock); `scripts/test`
 //! brings it down at the end. Tests isolate themselves with a fresh namespace each.
 use std::collections::HashMap;
@@ -29,6 +30,9 @@ pub struct Stack {
     pub node: String,
     /// `STACK_DIR`: state, logs (`logs/<component>.log`), pid files.
     pub dir: PathBuf,
+    /// `STACK_SIDECARS`: local-mesh's per-pod directories (`<ns>/<pod>/state.json`,
+    /// `istio-proxy.log`).
+    pub sidecars: PathBuf,
 }
 
 /// The shared stack, started on first use. Panics with the reason and the logs' path when it
@@ -62,7 +66,7 @@ fn start() -> Stack {
     if !output.status.success() {
         panic!(
             "the local stack did not start (`scripts/stack up` {}):\n{}\nlogs: {}/logs \
-             (binaries come from `scripts/setup kube kwok registry`)",
+             (binaries come from `scripts/setup`, local-mesh from `cargo build -p local-mesh`)",
             output.status,
             String::from_utf8_lossy(&output.stderr),
             default_dir().display()
@@ -91,6 +95,7 @@ pub fn parse_env(text: &str) -> Stack {
         apiserver: get("STACK_APISERVER"),
         node: get("STACK_NODE"),
         dir: PathBuf::from(get("STACK_DIR")),
+        sidecars: PathBuf::from(get("STACK_SIDECARS")),
     }
 }
 
