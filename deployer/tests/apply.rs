@@ -1,5 +1,5 @@
 //! `deployer apply / render / delete / list / rollback` against the real kube-apiserver of the
-//! local stack (with the WasmPlugin CRD from manifests/crds) and its real registry. Each test
+//! local stack (with Istio's own CRDs, as its release ships them) and its real registry. Each test
 //! works in its own namespace. Error paths that a healthy stack cannot produce (no CRD, no API
 //! server) use a kubeconfig pointing at a closed port or at a bare HTTP listener.
 mod support;

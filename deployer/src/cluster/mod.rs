@@ -39,7 +39,7 @@ pub enum Error {
         message: String,
     },
     #[error(
-        "WasmPlugin CRD not found: is Istio installed in this cluster? (context {context}, server {server}: no {resource} in {api_version}); install Istio, or for a cluster without it `kubectl apply -f manifests/crds/`"
+        "WasmPlugin CRD not found: is Istio installed in this cluster? (context {context}, server {server}: no {resource} in {api_version}); install Istio (its CRDs come with `istioctl install` or the `base` Helm chart)"
     )]
     CrdMissing {
         context: String,

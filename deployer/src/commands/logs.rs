@@ -128,8 +128,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reader = Reader {
         client,
         namespace: namespace.clone(),
-        envoy_name: plugin.envoy_name(),
-        url: plugin.fetch_url(),
+        matcher: logline::Matcher::for_plugin(&plugin),
         all: args.all,
         sender,
     };
@@ -224,10 +223,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if printed == 0 && !args.all {
         eprintln!(
-            "no line about WasmPlugin {namespace}/{} (`wasm log {}` or a fetch error for {}) in the {PROXY_CONTAINER} logs of {} pod(s).",
+            "no line about WasmPlugin {namespace}/{} (`wasm log {}` or `wasm log {}{}`, or a fetch error for {}) in the {PROXY_CONTAINER} logs of {} pod(s).",
             args.name,
-            reader.envoy_name,
-            reader.url,
+            plugin.envoy_name(),
+            plugin.envoy_name(),
+            logline::TRANSLATED_SUFFIX,
+            plugin.fetch_url(),
             meshed.len()
         );
         eprintln!("{}", level_hint(&quiet));
@@ -239,8 +240,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 struct Reader {
     client: kube::Client,
     namespace: String,
-    envoy_name: String,
-    url: String,
+    matcher: logline::Matcher,
     all: bool,
     sender: mpsc::UnboundedSender<Message>,
 }
@@ -254,7 +254,7 @@ impl Reader {
             self.namespace.clone(),
             self.sender.clone(),
         );
-        let (envoy_name, url, all) = (self.envoy_name.clone(), self.url.clone(), self.all);
+        let (matcher, all) = (self.matcher.clone(), self.all);
         let (uid, pod) = (pod.uid.clone(), pod.name.clone());
         let task = tokio::spawn(async move {
             let mut read_any = false;
@@ -268,12 +268,17 @@ impl Reader {
                 }
                 Ok(stream) => {
                     let mut lines = std::pin::pin!(stream.lines());
+                    // A kept entry's continuation lines (a message with newlines) are kept too.
+                    let mut kept_last = false;
                     loop {
                         match lines.next().await {
                             None => break None,
                             Some(Ok(line)) => {
                                 read_any = true;
-                                if all || logline::classify(&line, &envoy_name, &url).is_some() {
+                                kept_last = all
+                                    || matcher.classify(&line).is_some()
+                                    || (kept_last && logline::is_continuation(&line));
+                                if kept_last {
                                     let message = Message::Line {
                                         pod: pod.clone(),
                                         line,

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use deployer::cluster::{Cluster, ConnectOptions};
+use deployer::mesh::logline::TRANSLATED_SUFFIX;
 use deployer::mesh::status::{self, Report};
 use deployer::mesh::{PROXY_CONTAINER, pods};
 use deployer::oci::RegistryArgs;
@@ -75,15 +76,21 @@ fn text(report: &Report) -> String {
         let _ = writeln!(out, "  sha256:        {}", p.sha256);
     }
     let _ = writeln!(out, "  attached to:   {}", report.selector);
+    let seen = report.envoy_names_seen();
+    let envoy_name = if seen.is_empty() {
+        // Which form depends on the Istio version; nothing in the logs says yet.
+        format!(
+            "{0} (Istio up to 1.30) or {0}{1} (Istio 1.31+, via TrafficExtension)",
+            p.envoy_name(),
+            TRANSLATED_SUFFIX
+        )
+    } else {
+        seen.join(", ")
+    };
     let _ = writeln!(
         out,
-        "  envoy name:    {}  (root_id {:?}, phase {}, priority {}, {}, {})",
-        p.envoy_name(),
-        p.plugin_name,
-        p.phase,
-        p.priority,
-        p.fail_strategy,
-        p.plugin_type
+        "  envoy name:    {envoy_name}  (root_id {:?}, phase {}, priority {}, {}, {})",
+        p.plugin_name, p.phase, p.priority, p.fail_strategy, p.plugin_type
     );
     let image = &report.image;
     let _ = writeln!(out, "Image {}", image.url);

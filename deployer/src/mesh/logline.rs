@@ -50,30 +50,80 @@ fn mentions(text: &str, name: &str) -> bool {
     })
 }
 
-/// Whether `line` is about the plugin `<namespace>.<name>` with `url`, and how.
-pub fn classify(line: &str, envoy_name: &str, url: &str) -> Option<Kind> {
-    if let Some(rest) = line.split("wasm log ").nth(1) {
+/// The plugin name in a module's line (`wasm log <plugin name> [root_id]: message`): Envoy's
+/// name for the plugin, as Istio configured it.
+pub fn logged_plugin_name(line: &str) -> Option<&str> {
+    let rest = line.split("wasm log ").nth(1)?;
+    rest.split([' ', ':'])
+        .next()
+        .filter(|word| !word.is_empty())
+}
+
+/// Tells which sidecar lines concern one plugin.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    /// `<namespace>.<name>`: Envoy's name for it, in either of Istio's forms.
+    envoy_name: String,
+    /// `pluginName`: the module's root context logs as `wasm log <root_id>: ...`.
+    root_id: String,
+    /// The url the agent fetches (`oci://` added when it has no scheme).
+    url: String,
+}
+
+impl Matcher {
+    pub fn new(envoy_name: &str, root_id: &str, url: &str) -> Self {
+        Matcher {
+            envoy_name: envoy_name.into(),
+            root_id: root_id.into(),
+            url: url.into(),
+        }
+    }
+
+    pub fn for_plugin(plugin: &crate::mesh::Plugin) -> Self {
+        Self::new(
+            &plugin.envoy_name(),
+            &plugin.plugin_name,
+            &plugin.fetch_url(),
+        )
+    }
+
+    /// Whether `line` is about the plugin, and how.
+    pub fn classify(&self, line: &str) -> Option<Kind> {
+        let logged = logged_plugin_name(line);
         // The name is a whole word: `demo.ctx` must not match `demo.ctx-other`.
-        let word = rest.split([' ', ':']).next().unwrap_or_default();
-        if names_plugin(word, envoy_name) {
+        if logged.is_some_and(|word| names_plugin(word, &self.envoy_name)) {
             return Some(Kind::WasmLog);
         }
-    }
-    if (line.contains("\terror\t") || line.contains("\tcritical\t"))
-        && line.contains("\tenvoy ")
-        && mentions(line, envoy_name)
-    {
-        return Some(Kind::LoadError);
-    }
-    if let Some(rest) = line.split(FETCH_ERROR_PREFIX).nth(1) {
-        let fetched = rest.split(": ").next().unwrap_or_default();
-        // Istio accepts urls without a scheme (oci); compare both spellings.
-        let bare = |u: &str| u.strip_prefix("oci://").unwrap_or(u).to_string();
-        if bare(fetched) == bare(url) {
-            return Some(Kind::FetchError);
+        let failed = line.contains("\terror\t") || line.contains("\tcritical\t");
+        if failed && line.contains("\tenvoy ") && mentions(line, &self.envoy_name) {
+            return Some(Kind::LoadError);
         }
+        // The module's root context refusing its configuration names no plugin, only the
+        // root_id: `wasm log context_logger: ...: invalid plugin configuration: ...`.
+        if failed
+            && !self.root_id.is_empty()
+            && logged == Some(self.root_id.as_str())
+            && line.contains(&format!("wasm log {}:", self.root_id))
+        {
+            return Some(Kind::LoadError);
+        }
+        if let Some(rest) = line.split(FETCH_ERROR_PREFIX).nth(1) {
+            let fetched = rest.split(": ").next().unwrap_or_default();
+            // Istio accepts urls without a scheme (oci); compare both spellings.
+            let bare = |u: &str| u.strip_prefix("oci://").unwrap_or(u).to_string();
+            if bare(fetched) == bare(&self.url) {
+                return Some(Kind::FetchError);
+            }
+        }
+        None
     }
-    None
+}
+
+/// Whether `line` continues the entry above it: Envoy and the agent start every entry with
+/// its time, and a message with a newline goes on in lines that do not (e.g. a rejected
+/// listener's `\tthread=N`).
+pub fn is_continuation(line: &str) -> bool {
+    !line.is_empty() && line_time(line).is_none()
 }
 
 /// The time an Istio-format line starts with, when it has one.
@@ -115,11 +165,20 @@ mod tests {
     #[test]
     fn module_lines_match_the_whole_plugin_name() {
         let line = "2026-01-01T00:00:00.000000Z\tinfo\tenvoy wasm context.cc:1151\twasm log demo.ctx root: NewHttpContext\tthread=20";
-        assert_eq!(classify(line, "demo.ctx", URL), Some(Kind::WasmLog));
-        assert_eq!(classify(line, "demo.ct", URL), None);
+        assert_eq!(
+            Matcher::new("demo.ctx", "root", URL).classify(line),
+            Some(Kind::WasmLog)
+        );
+        assert_eq!(Matcher::new("demo.ct", "root", URL).classify(line), None);
         let root = "\tinfo\tenvoy wasm x:1\twasm log demo.ctx: configured";
-        assert_eq!(classify(root, "demo.ctx", URL), Some(Kind::WasmLog));
-        assert_eq!(classify(root, "demo.ctx-other", URL), None);
+        assert_eq!(
+            Matcher::new("demo.ctx", "root", URL).classify(root),
+            Some(Kind::WasmLog)
+        );
+        assert_eq!(
+            Matcher::new("demo.ctx-other", "root", URL).classify(root),
+            None
+        );
     }
 
     #[test]
@@ -137,22 +196,31 @@ mod tests {
             line,
             "1970-01-01T00:00:00.000000Z\terror\twasm\terror in converting the wasm config to local: cannot fetch Wasm module oci://127.0.0.1:5000/ctx@sha256:ab: module downloaded from x has checksum a, which does not match: b"
         );
-        assert_eq!(classify(&line, "demo.ctx", URL), Some(Kind::FetchError));
         assert_eq!(
-            classify(&line, "demo.ctx", "127.0.0.1:5000/ctx@sha256:ab"),
+            Matcher::new("demo.ctx", "root", URL).classify(&line),
             Some(Kind::FetchError)
         );
-        assert_eq!(classify(&line, "demo.ctx", "oci://other/x"), None);
+        assert_eq!(
+            Matcher::new("demo.ctx", "root", "127.0.0.1:5000/ctx@sha256:ab").classify(&line),
+            Some(Kind::FetchError)
+        );
+        assert_eq!(
+            Matcher::new("demo.ctx", "root", "oci://other/x").classify(&line),
+            None
+        );
     }
 
     #[test]
     fn envoy_errors_naming_the_plugin_are_load_errors() {
         let line = "2026-01-01T00:00:00.000000Z\tcritical\tenvoy wasm wasm.cc:626\tPlugin demo.ctx failed to load\tthread=1";
-        assert_eq!(classify(line, "demo.ctx", URL), Some(Kind::LoadError));
-        assert_eq!(classify(line, "demo.c", URL), None);
-        assert_eq!(classify(line, "emo.ctx", URL), None);
+        assert_eq!(
+            Matcher::new("demo.ctx", "root", URL).classify(line),
+            Some(Kind::LoadError)
+        );
+        assert_eq!(Matcher::new("demo.c", "root", URL).classify(line), None);
+        assert_eq!(Matcher::new("emo.ctx", "root", URL).classify(line), None);
         let info = line.replace("\tcritical\t", "\tinfo\t");
-        assert_eq!(classify(&info, "demo.ctx", URL), None);
+        assert_eq!(Matcher::new("demo.ctx", "root", URL).classify(&info), None);
     }
 
     #[test]
@@ -168,5 +236,78 @@ mod tests {
             cri_line(Timestamp::UNIX_EPOCH, "stdout", "hello\n"),
             "1970-01-01T00:00:00.000000000Z stdout F hello\n"
         );
+    }
+
+    /// Lines captured verbatim from a real sidecar: istio-agent and istiod built from
+    /// istio.io/istio v0.0.0-20260827124520-eed52ebb66ad (1.31-dev), upstream Envoy 1.40.0,
+    /// WasmPlugin demo/ctx with pluginName context_logger (local stack, 2026-11-29).
+    mod real_istio {
+        use super::*;
+
+        const NEW_HTTP_CONTEXT: &str = "2026-11-29T17:15:44.506482Z\tinfo\tenvoy wasm source/extensions/common/wasm/context.cc:1151\twasm log demo.ctx~istio-translated-wasmplugin context_logger: NewHttpContext\tthread=8123";
+        const CHECKSUM: &str = "2026-11-29T17:15:49.208914Z\terror\twasm\terror in converting the wasm config to local: cannot fetch Wasm module oci://127.0.0.1:43217/demo/ctx:v1: module downloaded from oci://127.0.0.1:43217/demo/ctx:v1 has checksum ba0934b317e59d0dcbb07f8243399f2a08054e5415fde5f208b8baa4f44f087f, which does not match: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa. applying deny RBAC filter";
+        const UNREACHABLE: &str = "2026-11-29T17:16:09.653338Z\terror\twasm\terror in converting the wasm config to local: cannot fetch Wasm module oci://127.0.0.1:1/demo/ctx:v1: could not fetch Wasm OCI image: could not fetch manifest: Get \"https://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused; Get \"http://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused. applying deny RBAC filter";
+        const MODULE_REFUSED: &str = "2026-11-29T17:15:56.712834Z\terror\tenvoy wasm source/extensions/common/wasm/context.cc:1157\twasm log context_logger: context-logger: invalid plugin configuration: unknown field \"bogus\", expected one of `log`, `level`, `prefix`, `headers`\tthread=8115";
+        const FAILED_TO_LOAD: &str = "2026-11-29T17:15:56.713576Z\tcritical\tenvoy wasm source/extensions/common/wasm/wasm.cc:626\tPlugin demo.ctx~istio-translated-wasmplugin failed to load\tthread=8115";
+        const FAIL_CLOSED: &str = "2026-11-29T17:15:56.713630Z\tcritical\tenvoy wasm source/extensions/common/wasm/wasm.cc:479\tPlugin configured to fail closed failed to load\tthread=8115";
+        const LISTENER_REJECTED: &str = "2026-11-29T17:16:09.657443Z\twarning\tenvoy config source/extensions/config_subscription/grpc/delta_subscription_state.cc:282\tdelta config for type.googleapis.com/envoy.config.listener.v3.Listener rejected: Error adding/updating listener(s) 10.244.0.1_8080: Unable to create Wasm plugin demo.ctx~istio-translated-wasmplugin";
+        const CONTINUATION: &str = "\tthread=8115";
+        const AGENT_READY: &str = "2026-11-29T17:14:18.411917Z\tinfo\tEnvoy proxy is ready";
+
+        fn ctx(url: &str) -> Matcher {
+            Matcher::new("demo.ctx", "context_logger", url)
+        }
+
+        #[test]
+        fn the_translated_name_is_this_plugins() {
+            assert_eq!(ctx(URL).classify(NEW_HTTP_CONTEXT), Some(Kind::WasmLog));
+            assert_eq!(
+                logged_plugin_name(NEW_HTTP_CONTEXT),
+                Some("demo.ctx~istio-translated-wasmplugin")
+            );
+            assert_eq!(
+                Matcher::new("demo.ct", "context_logger", URL).classify(NEW_HTTP_CONTEXT),
+                None
+            );
+            assert_eq!(
+                Matcher::new("demo.ctx~istio", "x", URL).classify(NEW_HTTP_CONTEXT),
+                None
+            );
+        }
+
+        #[test]
+        fn fetch_errors_end_with_the_fallback_sentence() {
+            let tag = "oci://127.0.0.1:43217/demo/ctx:v1";
+            assert_eq!(ctx(tag).classify(CHECKSUM), Some(Kind::FetchError));
+            assert!(CHECKSUM.ends_with(". applying deny RBAC filter"));
+            assert_eq!(
+                ctx("127.0.0.1:1/demo/ctx:v1").classify(UNREACHABLE),
+                Some(Kind::FetchError)
+            );
+            assert_eq!(ctx(tag).classify(UNREACHABLE), None);
+        }
+
+        #[test]
+        fn a_refused_configuration_is_a_load_error_with_the_modules_reason() {
+            assert_eq!(ctx(URL).classify(MODULE_REFUSED), Some(Kind::LoadError));
+            // Another plugin's root_id: not ours.
+            assert_eq!(
+                Matcher::new("demo.ctx", "other", URL).classify(MODULE_REFUSED),
+                None
+            );
+            assert_eq!(ctx(URL).classify(FAILED_TO_LOAD), Some(Kind::LoadError));
+            assert_eq!(ctx(URL).classify(FAIL_CLOSED), None);
+            // A warning, not an error: shown with --all only.
+            assert_eq!(ctx(URL).classify(LISTENER_REJECTED), None);
+        }
+
+        #[test]
+        fn continuation_lines_have_no_time() {
+            assert!(is_continuation(CONTINUATION));
+            for line in [NEW_HTTP_CONTEXT, CHECKSUM, LISTENER_REJECTED, AGENT_READY] {
+                assert!(!is_continuation(line), "{line}");
+            }
+            assert_eq!(ctx(URL).classify(AGENT_READY), None);
+        }
     }
 }

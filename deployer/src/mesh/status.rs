@@ -31,6 +31,19 @@ impl Report {
     pub fn healthy(&self) -> bool {
         self.problems.is_empty()
     }
+
+    /// Envoy's names for the plugin as the sidecars' lines show them (one, unless the pods
+    /// run different Istio versions); empty when no pod logged a line of the module yet.
+    pub fn envoy_names_seen(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .pods
+            .iter()
+            .filter_map(|pod| pod.envoy_name.as_deref())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -55,6 +68,8 @@ pub struct PodCheck {
     pub wasm_info_logged: bool,
     /// The latest line about the plugin in the pod's istio-proxy log.
     pub latest: Option<Latest>,
+    /// Envoy's name for the plugin in this pod, as the module's latest line shows it.
+    pub envoy_name: Option<String>,
     pub log_error: Option<String>,
 }
 
@@ -64,6 +79,8 @@ pub struct Latest {
     pub line: String,
     /// Written before the plugin's last change, so about an earlier version of it.
     pub stale: bool,
+    /// For a load error: what the module itself said (e.g. why it refused its pluginConfig).
+    pub reason: Option<String>,
 }
 
 pub async fn check_image(plugin: &Plugin, options: &oci::Options) -> ImageCheck {
@@ -158,18 +175,46 @@ pub async fn latest_line(
     let text = tokio::time::timeout(crate::cluster::connect::REQUEST_TIMEOUT, read)
         .await
         .map_err(|_| "no answer reading the istio-proxy log".to_string())??;
-    let name = plugin.envoy_name();
-    let url = plugin.fetch_url();
-    Ok(text.lines().rev().find_map(|line| {
-        logline::classify(line, &name, &url).map(|kind| Latest {
-            kind,
-            line: line.to_string(),
-            stale: matches!(
-                (logline::line_time(line), plugin.changed_at),
-                (Some(written), Some(changed)) if written < changed
-            ),
+    Ok(latest_of(&text, plugin))
+}
+
+/// The newest entry about the plugin in a log's text (with its continuation lines), and for a
+/// load error the module's own reason when it logged one just before.
+fn latest_of(text: &str, plugin: &Plugin) -> Option<Latest> {
+    let matcher = logline::Matcher::for_plugin(plugin);
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .rposition(|line| matcher.classify(line).is_some())?;
+    let kind = matcher.classify(lines[at])?;
+    let continued = lines[at + 1..]
+        .iter()
+        .take_while(|line| logline::is_continuation(line))
+        .map(|line| line.trim());
+    let line = std::iter::once(lines[at].trim_end())
+        .chain(continued)
+        .collect::<Vec<_>>()
+        .join(" ");
+    // Envoy's "Plugin <name> failed to load" follows the module's own line saying why.
+    let reason = (kind == Kind::LoadError)
+        .then(|| {
+            lines[..=at].iter().rev().take(20).find_map(|line| {
+                line.split_once("wasm log ")
+                    .filter(|_| matcher.classify(line) == Some(Kind::LoadError))
+                    .and_then(|(_, rest)| rest.split_once(": "))
+                    .map(|(_, message)| message.split('\t').next().unwrap_or(message).to_string())
+            })
         })
-    }))
+        .flatten();
+    Some(Latest {
+        kind,
+        stale: matches!(
+            (logline::line_time(&line), plugin.changed_at),
+            (Some(written), Some(changed)) if written < changed
+        ),
+        line,
+        reason,
+    })
 }
 
 pub async fn report(cluster: &Cluster, plugin: Plugin, options: &oci::Options) -> Report {
@@ -253,6 +298,7 @@ pub async fn report(cluster: &Cluster, plugin: Plugin, options: &oci::Options) -
             wasm_info_logged: pod.logs_wasm_info(),
             pod,
             latest: None,
+            envoy_name: None,
             log_error: None,
         };
         if !check.pod.has_proxy {
@@ -267,7 +313,14 @@ pub async fn report(cluster: &Cluster, plugin: Plugin, options: &oci::Options) -
             ));
         } else {
             match latest_line(cluster, &plugin, &check.pod.name).await {
-                Ok(latest) => check.latest = latest,
+                Ok(latest) => {
+                    check.envoy_name = latest
+                        .as_ref()
+                        .filter(|l| l.kind == Kind::WasmLog)
+                        .and_then(|l| logline::logged_plugin_name(&l.line))
+                        .map(str::to_string);
+                    check.latest = latest;
+                }
                 Err(err) => {
                     problems.push(format!(
                         "cannot read the istio-proxy log of pod {}, so whether the plugin runs there is unknown: {err}",
@@ -297,11 +350,16 @@ pub async fn report(cluster: &Cluster, plugin: Plugin, options: &oci::Options) -
                 Some(Latest {
                     kind: Kind::LoadError,
                     line,
+                    reason,
                     ..
                 }) => problems.push(format!(
-                    "pod {}: Envoy could not load the plugin: {}",
+                    "pod {}: Envoy could not load the plugin: {}{}",
                     check.pod.name,
-                    line.split('\t').nth(3).unwrap_or(line)
+                    line.split('\t').nth(3).unwrap_or(line),
+                    reason
+                        .as_ref()
+                        .map(|r| format!(" (the module said: {r})"))
+                        .unwrap_or_default()
                 )),
                 None if !check.wasm_info_logged && check.log_error.is_none() => notes.push(format!(
                     "pod {}: no wasm log line seen; its sidecar logs wasm below info (add the pod annotation sidecar.istio.io/componentLogLevel: wasm:info, or `istioctl proxy-config log {} --level wasm:info`)",
