@@ -163,16 +163,24 @@ impl Sidecar {
             return String::new();
         };
         let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        // Envoy's admin speaks HTTP/1.1 only (426 to 1.0) and sends its dumps chunked.
         let _ = write!(
             stream,
             "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
         );
         let mut response = String::new();
         let _ = stream.read_to_string(&mut response);
-        response
-            .split_once("\r\n\r\n")
-            .map(|(_, body)| body.to_string())
-            .unwrap_or_default()
+        let Some((head, body)) = response.split_once("\r\n\r\n") else {
+            return String::new();
+        };
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(body)
+        } else {
+            body.to_string()
+        }
     }
 
     /// The Wasm filter configs Envoy holds for the WasmPlugin `name` of this namespace (ECDS:
@@ -186,9 +194,11 @@ impl Sidecar {
             .into_iter()
             .flatten()
             .map(|c| &c["ecds_filter"])
+            // `extensions.istio.io/<kind>/<ns>.<name>[~istio-translated-wasmplugin]`
             .filter(|f| {
                 f["name"]
                     .as_str()
+                    .and_then(|n| n.rsplit('/').next())
                     .is_some_and(|n| n == prefix || n.starts_with(&format!("{prefix}~")))
             })
             .map(|f| f["typed_config"].clone())
@@ -237,6 +247,22 @@ pub fn is_loaded_wasm(config: &serde_json::Value) -> bool {
         .as_str()
         .is_some_and(|t| t.ends_with("envoy.extensions.filters.http.wasm.v3.Wasm"))
         && config["config"]["vm_config"]["code"]["local"]["filename"].is_string()
+}
+
+/// The body of a chunked HTTP/1.1 response.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 pub fn tail(text: &str, lines: usize) -> String {
