@@ -109,9 +109,10 @@ impl Matcher {
         }
         if let Some(rest) = line.split(FETCH_ERROR_PREFIX).nth(1) {
             let fetched = rest.split(": ").next().unwrap_or_default();
-            // Istio accepts urls without a scheme (oci); compare both spellings.
+            // Istio accepts urls without a scheme (oci); compare both spellings. Some errors
+            // (a missing pull secret) name the resource instead of the url.
             let bare = |u: &str| u.strip_prefix("oci://").unwrap_or(u).to_string();
-            if bare(fetched) == bare(&self.url) {
+            if bare(fetched) == bare(&self.url) || names_plugin(fetched, &self.envoy_name) {
                 return Some(Kind::FetchError);
             }
         }
@@ -252,6 +253,7 @@ mod tests {
         const FAIL_CLOSED: &str = "2026-11-29T17:15:56.713630Z\tcritical\tenvoy wasm source/extensions/common/wasm/wasm.cc:479\tPlugin configured to fail closed failed to load\tthread=8115";
         const LISTENER_REJECTED: &str = "2026-11-29T17:16:09.657443Z\twarning\tenvoy config source/extensions/config_subscription/grpc/delta_subscription_state.cc:282\tdelta config for type.googleapis.com/envoy.config.listener.v3.Listener rejected: Error adding/updating listener(s) 10.244.0.1_8080: Unable to create Wasm plugin demo.ctx~istio-translated-wasmplugin";
         const CONTINUATION: &str = "\tthread=8115";
+        const MISSING_PULL_SECRET: &str = "2026-11-29T17:28:11.910352Z\terror\twasm\terror in converting the wasm config to local: cannot fetch Wasm module pull-secret-missing-2904-0-ec4.ctx~istio-translated-wasmplugin: missing image pulling secret. applying deny RBAC filter";
         const AGENT_READY: &str = "2026-11-29T17:14:18.411917Z\tinfo\tEnvoy proxy is ready";
 
         fn ctx(url: &str) -> Matcher {
@@ -285,6 +287,10 @@ mod tests {
                 Some(Kind::FetchError)
             );
             assert_eq!(ctx(tag).classify(UNREACHABLE), None);
+            // A missing imagePullSecret names the resource, not the url.
+            let plugin = Matcher::new("pull-secret-missing-2904-0-ec4.ctx", "context_logger", tag);
+            assert_eq!(plugin.classify(MISSING_PULL_SECRET), Some(Kind::FetchError));
+            assert_eq!(ctx(tag).classify(MISSING_PULL_SECRET), None);
         }
 
         #[test]

@@ -49,7 +49,10 @@ impl Registry {
         if let Some((user, password)) = secure {
             let certs = make_certificates(dir.path());
             config.push_str(&format!(
-                "  tls:\n    certificate: {}\n    key: {}\nauth:\n  htpasswd:\n    realm: deployer-test\n    path: {}\n",
+                // The realm is only a label for basic auth, but istio-agent (1.31+, SSRF
+                // protection in pkg/wasm/imagefetcher.go) refuses any 401 whose realm is not an
+                // http(s) URL of a public host, so it is written as one.
+                "  tls:\n    certificate: {}\n    key: {}\nauth:\n  htpasswd:\n    realm: https://deployer-test.invalid/\n    path: {}\n",
                 certs.server_cert.display(),
                 certs.server_key.display(),
                 make_htpasswd(dir.path(), user, password).display()
