@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::cluster::pull_secret::SECRET_TYPE;
 use crate::mesh::Plugin;
 use crate::oci::auth::Resolved;
+use crate::oci::istio::MAX_MODULE_BYTES;
 use crate::oci::{self, ImageRef, Options, RetryPolicy, Transport, Verdict};
 
 /// How the agent reaches a registry for one plugin.
@@ -123,10 +124,13 @@ pub async fn fetch(plugin: &Plugin, cache: &Path, pull: &Pull) -> Result<PathBuf
     Ok(path)
 }
 
-/// The module at `url` and the checksum Istio compares with `sha256`: the bytes' sha256 for
-/// file and http(s) urls, the image manifest's digest for oci.
-pub async fn download(url: &str) -> Result<(Vec<u8>, String), String> {
-    download_with(url, &Pull::default()).await
+/// The module at an http(s) `url` and the checksum Istio compares with `sha256` (the sha256 of
+/// the module after unboxing), fetched with the registry flags' TLS settings (`--ca-file`,
+/// `--insecure`) and Istio's 256 MiB cap.
+pub async fn download_http(url: &str, transport: &Transport) -> Result<(Vec<u8>, String), String> {
+    let bytes = unbox_if_possible(http_get(url, transport).await?);
+    let checksum = hex::encode(Sha256::digest(&bytes));
+    Ok((bytes, checksum))
 }
 
 /// [`download`] with the registry access of one plugin.
@@ -136,9 +140,11 @@ pub async fn download_with(url: &str, pull: &Pull) -> Result<(Vec<u8>, String), 
         let checksum = hex::encode(Sha256::digest(&bytes));
         Ok((bytes, checksum))
     } else if url.starts_with("http://") || url.starts_with("https://") {
-        let bytes = http_get(url).await?;
-        let checksum = hex::encode(Sha256::digest(&bytes));
-        Ok((bytes, checksum))
+        let transport = Transport {
+            ca_file: pull.ca_file.clone(),
+            ..Transport::default()
+        };
+        download_http(url, &transport).await
     } else if url.starts_with("oci://") {
         fetch_oci(url, pull).await
     } else {
@@ -198,28 +204,98 @@ async fn fetch_oci(url: &str, pull: &Pull) -> Result<(Vec<u8>, String), String> 
     }
 }
 
-async fn http_get(url: &str) -> Result<Vec<u8>, String> {
+async fn http_get(url: &str, transport: &Transport) -> Result<Vec<u8>, String> {
     crate::tls::install_crypto_provider();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|err| err.to_string())?;
-    let response = client
+    // The registry's TLS settings: an https module server behind a private CA is as common
+    // as such a registry. plain_http means nothing for a url that names its scheme.
+    let transport = Transport {
+        plain_http: false,
+        ..transport.clone()
+    };
+    let client = oci::transport::http_client(&transport).map_err(|err| err.to_string())?;
+    let mut response = client
         .get(url)
+        .timeout(Duration::from_secs(120))
         .send()
         .await
-        .map_err(|err| format!("wasm module download failed: {err}"))?;
+        .map_err(|err| {
+            format!(
+                "wasm module download failed: {}",
+                oci::transport::chain(&err)
+            )
+        })?;
     if !response.status().is_success() {
         return Err(format!(
             "wasm module download request failed: status code {}",
             response.status().as_u16()
         ));
     }
-    response
-        .bytes()
-        .await
-        .map(|bytes| bytes.to_vec())
-        .map_err(|err| format!("wasm module download failed: {err}"))
+    let too_big = || {
+        format!(
+            "wasm module at {url} is larger than Istio's {} MiB limit (istio-agent reads only the \
+             first {} MiB, so its checksum and module would be wrong)",
+            MAX_MODULE_BYTES >> 20,
+            MAX_MODULE_BYTES >> 20
+        )
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_MODULE_BYTES)
+    {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|err| {
+        format!(
+            "wasm module download failed: {}",
+            oci::transport::chain(&err)
+        )
+    })? {
+        if (body.len() + chunk.len()) as u64 > MAX_MODULE_BYTES {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// istio-agent's `unboxIfPossible` (pkg/wasm/httpfetcher.go): a body that is not a wasm module
+/// but a gzip stream or a POSIX tar is unwrapped (a tar's first file), repeatedly, and the
+/// checksum is taken of the result; on any failure the original bytes stand.
+fn unbox_if_possible(origin: Vec<u8>) -> Vec<u8> {
+    use std::io::Read;
+    let mut current = origin.clone();
+    loop {
+        if current.len() >= 8 && current.starts_with(b"\0asm") {
+            return current;
+        }
+        let next = if current.len() > 2 && current.starts_with(&[0x1f, 0x8b]) {
+            let mut out = Vec::new();
+            flate2::read::MultiGzDecoder::new(&current[..])
+                .take(MAX_MODULE_BYTES)
+                .read_to_end(&mut out)
+                .ok()
+                .map(|_| out)
+        } else if current.len() > 262 && &current[257..262] == b"ustar" {
+            first_tar_file(&current)
+        } else {
+            None
+        };
+        match next {
+            Some(next) => current = next,
+            None => return origin,
+        }
+    }
+}
+
+fn first_tar_file(tar: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(tar);
+    let entry = archive.entries().ok()?.next()?.ok()?;
+    let size = entry.header().size().ok()?;
+    let mut out = Vec::new();
+    entry.take(size).read_to_end(&mut out).ok()?;
+    (out.len() as u64 == size).then_some(out)
 }
 
 #[cfg(test)]
@@ -255,5 +331,27 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.ends_with("is invalid"), "{err}");
+    }
+
+    #[test]
+    fn http_bodies_are_unboxed_like_istio() {
+        let module = b"\0asm\x01\0\0\0payload".to_vec();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &module).unwrap();
+        let gz = gz.finish().unwrap();
+        assert_eq!(unbox_if_possible(gz.clone()), module);
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_size(gz.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "anything.wasm.gz", &gz[..])
+            .unwrap();
+        let tar = builder.into_inner().unwrap();
+        assert_eq!(unbox_if_possible(tar), module, "tar of gzip of the module");
+        assert_eq!(unbox_if_possible(b"MZ not wasm".to_vec()), b"MZ not wasm");
+        let broken_gz = vec![0x1f, 0x8b, 0, 1, 2];
+        assert_eq!(unbox_if_possible(broken_gz.clone()), broken_gz);
     }
 }
