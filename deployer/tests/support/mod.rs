@@ -4,6 +4,7 @@
 
 pub mod envoy;
 pub mod helm;
+pub mod images;
 pub mod registry;
 pub mod sidecar;
 pub mod stack;
