@@ -372,13 +372,25 @@ fn validation_verdicts_agree_with_istiod() {
     }
     assert_eq!(compared, cases.len());
 
-    // Rules of Istio's CRD (list maps keyed by number / name), which the API server applies
+    // Rules of Istio's CRD (a list map keyed by port number, minLength, maxItems), which the API server applies
     // before istiod sees the object: ValidateWasmPlugin alone lets them through, deployer
     // refuses them as the API server would.
-    for (case, spec) in [(
-        "same port twice in one match",
-        "  match: [{ports: [{number: 80}, {number: 80}]}]\n",
-    )] {
+    let seventeen = format!(
+        "  targetRefs: [{}]\n",
+        (0..17)
+            .map(|i| format!("{{kind: Service, name: s{i}}}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for (case, spec, says) in [
+        (
+            "same port twice in one match",
+            "  match: [{ports: [{number: 80}, {number: 80}]}]\n",
+            "listed twice",
+        ),
+        ("empty pluginName", "  pluginName: \"\"\n", "pluginName"),
+        ("17 targetRefs", seventeen.as_str(), "at most 16"),
+    ] {
         let file = dir.join("crd.yaml");
         std::fs::write(&file, manifest(spec)).unwrap();
         assert_eq!(
@@ -388,7 +400,7 @@ fn validation_verdicts_agree_with_istiod() {
         );
         let ours = deployer(dir, &["render", "-f", file.to_str().unwrap(), "--no-pin"]);
         assert!(
-            !ours.ok && ours.stderr.contains("listed twice"),
+            !ours.ok && ours.stderr.contains(says),
             "{case}: {}",
             ours.stderr
         );
