@@ -147,6 +147,10 @@ type: HTTP"#
             "file",
             "url: file:///opt/plugin.wasm\nfailStrategy: FAIL_RELOAD",
         ),
+        (
+            "signed",
+            "url: oci://r/x:1\nverificationKey: \"-----BEGIN PUBLIC KEY-----\"",
+        ),
     ] {
         let (ok, text) = server_dry_run(&ns, &plugin(name, spec));
         assert!(ok, "{name} was rejected:\n{text}");
@@ -194,6 +198,9 @@ fn the_crd_rejects_what_istio_rejects() {
         ("config-not-object", "url: oci://r/x:1\npluginConfig: [1, 2]".into(), "spec.pluginConfig"),
         ("priority-not-int", "url: oci://r/x:1\npriority: high".into(), "spec.priority"),
         ("target-without-name", "url: oci://r/x:1\ntargetRef: {kind: Service}".into(), "spec.targetRef.name: Required value"),
+        ("cross-namespace-target", "url: oci://r/x:1\ntargetRefs: [{kind: Service, name: a, namespace: other}]".into(), "cross namespace referencing is not currently supported"),
+        ("duplicate-env", "url: oci://r/x:1\nvmConfig: {env: [{name: A, value: x}, {name: A, value: z}]}".into(), "spec.vmConfig.env[1]: Duplicate value"),
+        ("duplicate-port", "url: oci://r/x:1\nmatch: [{ports: [{number: 80}, {number: 80}]}]".into(), "spec.match[0].ports[1]: Duplicate value"),
     ];
     let mut failures = Vec::new();
     for (name, spec, expected) in &cases {

@@ -25,7 +25,7 @@ pub struct Args {
     /// Keep streaming new lines.
     #[arg(short = 'f', long)]
     pub follow: bool,
-    /// Only lines newer than this (e.g. 30s, 5m, 1h).
+    /// Only lines newer than this (kubectl's syntax: 30s, 5m, 1.5h, 500ms; 0 means all).
     #[arg(long, value_name = "DURATION", value_parser = pods::parse_duration)]
     pub since: Option<i64>,
     /// Only the last N lines of each pod's log (counted before filtering, like kubectl).
@@ -121,7 +121,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let window = LogWindow {
         follow: args.follow,
-        since_seconds: args.since,
+        // kubectl sends no window for --since=0.
+        since_seconds: args.since.filter(|seconds| *seconds > 0),
         tail_lines: args.tail,
     };
     let (sender, mut receiver) = mpsc::unbounded_channel();

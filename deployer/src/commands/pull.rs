@@ -38,6 +38,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         module.len()
     );
     println!("digest: {}", fetched.manifest_digest);
+    if let Some(index) = &fetched.index {
+        println!(
+            "index:  {} ({} entry taken, as Istio takes it)",
+            index.index_digest, index.platform
+        );
+    }
     println!("url:    {}", fetched.pinned_url());
     let report = deployer::module::inspect(&module);
     if !report.loadable() {
@@ -90,6 +96,12 @@ pub async fn inspect_oci(
         Format::Text => {
             println!("image    {source}");
             println!("digest   {}", fetched.manifest_digest);
+            if let Some(index) = &fetched.index {
+                println!(
+                    "index    {} ({} entry, the one Istio's agent fetches)",
+                    index.index_digest, index.platform
+                );
+            }
             println!("url      {}", fetched.pinned_url());
             match &report {
                 Some(report) => {
@@ -108,6 +120,10 @@ pub async fn inspect_oci(
                 "source": source,
                 "digest": fetched.manifest_digest,
                 "url": fetched.pinned_url(),
+                "index": fetched.index.as_ref().map(|index| serde_json::json!({
+                    "digest": index.index_digest,
+                    "platform": index.platform,
+                })),
                 "istio_compatible": compatible,
                 "istio_reason": why,
                 "loadable": report.as_ref().map(|report| report.loadable()),

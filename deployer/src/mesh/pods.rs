@@ -142,31 +142,138 @@ pub async fn proxy_log(
         })
 }
 
-/// Parses `--since` values the way kubectl does: `30s`, `5m`, `2h`, or combinations (`1h30m`).
+/// Parses `--since` exactly as `kubectl logs --since` does: Go's `time.ParseDuration` grammar
+/// (`300ms`, `1.5h`, `2h45m`, `+5m`; units ns, us, µs, ms, s, m, h; at most ~292 years), then
+/// rounded to whole seconds like kubectl (`Duration.Round(time.Second)`: `500ms` is 1 s).
+/// `0` means no window (kubectl sends nothing), so it maps to 0 and the caller drops it.
+/// kubectl refuses a negative value, and the API server a window that rounds to 0 s; both are
+/// refused here before any request.
 pub fn parse_duration(text: &str) -> Result<i64, String> {
-    let mut total = 0i64;
-    let mut number = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
+    let nanos = parse_go_duration(text)?;
+    if nanos == 0 {
+        return Ok(0);
+    }
+    const SECOND: i128 = 1_000_000_000;
+    // Go rounds half away from zero; a Go Duration's range keeps this from overflowing.
+    let seconds = (nanos.abs() + SECOND / 2) / SECOND * nanos.signum();
+    if seconds < 0 {
+        return Err(format!(
+            "{text:?} is negative: --since must be greater than 0"
+        ));
+    }
+    if seconds == 0 {
+        return Err(format!(
+            "{text:?} rounds to 0 seconds (the API server counts whole seconds): use at least 500ms"
+        ));
+    }
+    i64::try_from(seconds).map_err(|_| format!("{text:?} is out of range"))
+}
+
+/// Go's `time.ParseDuration` (time/format.go), in nanoseconds, with its overflow rules: a
+/// total beyond a signed 64-bit count of nanoseconds (2562047h47m16.854775807s) is an error.
+fn parse_go_duration(text: &str) -> Result<i128, String> {
+    const LIMIT: u128 = 1 << 63;
+    let invalid = |why: &str| {
+        format!(
+            "invalid duration {text:?}: {why} (Go duration syntax as kubectl takes it, e.g. 30s, \
+             1.5h, 2h45m, 500ms; units ns, us, ms, s, m, h)"
+        )
+    };
+    let out_of_range = || invalid("out of range: at most 2562047h47m16.854775807s");
+    let mut rest = text;
+    let mut negative = false;
+    if let Some(sign) = rest.chars().next().filter(|c| *c == '-' || *c == '+') {
+        negative = sign == '-';
+        rest = &rest[1..];
+    }
+    if rest == "0" {
+        return Ok(0);
+    }
+    if rest.is_empty() {
+        return Err(invalid("empty"));
+    }
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        if !rest.starts_with(|c: char| c == '.' || c.is_ascii_digit()) {
+            return Err(invalid("expected a number"));
         }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            _ => return Err(format!("unknown unit {c:?} (use s, m or h, e.g. 5m)")),
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (whole, after) = rest.split_at(digits);
+        rest = after;
+        // Go's leadingInt: more than 2^63 is an error, not a wrap-around.
+        let mut value: u128 = 0;
+        for digit in whole.bytes() {
+            value = value * 10 + u128::from(digit - b'0');
+            if value > LIMIT {
+                return Err(out_of_range());
+            }
+        }
+        // Go's leadingFraction: digits past what fits stop adding precision, silently.
+        let (mut fraction, mut scale, mut has_fraction) = (0u128, 1f64, false);
+        if let Some(after_point) = rest.strip_prefix('.') {
+            let digits = after_point
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(after_point.len());
+            has_fraction = digits > 0;
+            let mut overflow = false;
+            for digit in after_point[..digits].bytes() {
+                if overflow || fraction > (LIMIT - 1) / 10 {
+                    overflow = true;
+                    continue;
+                }
+                let next = fraction * 10 + u128::from(digit - b'0');
+                if next > LIMIT {
+                    overflow = true;
+                    continue;
+                }
+                fraction = next;
+                scale *= 10.0;
+            }
+            rest = &after_point[digits..];
+        }
+        if whole.is_empty() && !has_fraction {
+            return Err(invalid("no digits"));
+        }
+        let unit_len = rest
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (unit, after) = rest.split_at(unit_len);
+        rest = after;
+        let unit: u128 = match unit {
+            "" => return Err(invalid("missing unit")),
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            other => return Err(invalid(&format!("unknown unit {other:?}"))),
         };
-        let value: i64 = number
-            .parse()
-            .map_err(|_| "a number must come before each unit (e.g. 5m)".to_string())?;
-        total += value * unit;
-        number.clear();
+        if value > LIMIT / unit {
+            return Err(out_of_range());
+        }
+        value *= unit;
+        if fraction > 0 {
+            // As Go: float64 keeps fractions of an hour nanosecond-accurate.
+            value += (fraction as f64 * (unit as f64 / scale)) as u128;
+            if value > LIMIT {
+                return Err(out_of_range());
+            }
+        }
+        total += value;
+        if total > LIMIT {
+            return Err(out_of_range());
+        }
     }
-    if !number.is_empty() || total <= 0 {
-        return Err("expected a positive duration with a unit, e.g. 30s, 5m, 1h".into());
+    if negative {
+        return Ok(-(total as i128));
     }
-    Ok(total)
+    if total > LIMIT - 1 {
+        return Err(out_of_range());
+    }
+    Ok(total as i128)
 }
 
 #[cfg(test)]
@@ -175,10 +282,51 @@ mod tests {
 
     #[test]
     fn durations_like_kubectl() {
-        assert_eq!(parse_duration("30s"), Ok(30));
-        assert_eq!(parse_duration("1h30m"), Ok(5400));
-        assert!(parse_duration("5").is_err());
-        assert!(parse_duration("5d").is_err());
-        assert!(parse_duration("0s").is_err());
+        for (text, seconds) in [
+            ("30s", 30),
+            ("1h30m", 5400),
+            ("1.5h", 5400),
+            ("500ms", 1),
+            ("1499ms", 1),
+            ("1500ms", 2),
+            ("+5m", 300),
+            ("2h45m0.5s", 9901),
+            (".5m", 30),
+            ("1.m", 60),
+            ("90\u{b5}s1s", 1),
+            ("2562047h", 2562047 * 3600),
+            ("0", 0),
+            ("0s", 0),
+            ("-0", 0),
+        ] {
+            assert_eq!(parse_duration(text), Ok(seconds), "{text}");
+        }
+        for text in [
+            "5", "5d", "", "-", ".s", "1.5", "h", "1h-5m", "-5m", "400ms", "1e3s", "5 m",
+        ] {
+            assert!(parse_duration(text).is_err(), "{text} accepted");
+        }
+    }
+
+    #[test]
+    fn huge_durations_are_an_error_not_a_panic() {
+        for text in [
+            "9000000000000000h",
+            "2562048h",
+            "9223372036854775808ns",
+            "99999999999999999999999s",
+            "2562047h47m16.854775808s",
+        ] {
+            let err = parse_duration(text).unwrap_err();
+            assert!(err.contains("out of range"), "{text}: {err}");
+        }
+        assert_eq!(
+            parse_go_duration("2562047h47m16.854775807s"),
+            Ok(i64::MAX as i128)
+        );
+        assert_eq!(
+            parse_go_duration("-2562047h47m16.854775808s"),
+            Ok(i64::MIN as i128)
+        );
     }
 }

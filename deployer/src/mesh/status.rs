@@ -98,7 +98,7 @@ pub async fn check_image(plugin: &Plugin, options: &oci::Options) -> ImageCheck 
     }
     if !url.starts_with("oci://") {
         // A plain module: fetched as the agent would, its bytes' sha256 is what is pinned.
-        match super::download::http_module(&url).await {
+        match super::download::http_module(&url, &options.transport).await {
             Ok((module, checksum)) => {
                 check.reachable = Some(true);
                 let valid = module.len() >= 8 && module.starts_with(b"\0asm");

@@ -206,11 +206,26 @@ fn annotations(metadata: &Metadata) -> BTreeMap<String, String> {
             annotations.insert(format!("org.opencontainers.image.{key}"), value.clone());
         }
     };
-    put("source", &metadata.source);
+    put("source", &metadata.source.as_deref().map(public_source_url));
     put("revision", &metadata.revision);
     put("title", &metadata.title);
     put("created", &metadata.created.map(rfc3339));
     annotations
+}
+
+/// A repository url as it may be published: `git remote get-url origin` often holds a token
+/// (`https://user:TOKEN@host/org/repo`, CI checkouts), and an image annotation is public, so
+/// the userinfo goes, and so do a query and fragment (`?access_token=...`). scp-like remotes
+/// (`git@host:org/repo`) name a user only, no secret, and are kept.
+pub fn public_source_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    // The LAST '@' ends the userinfo, even past a '/': a token with an unescaped '/' (base64)
+    // must not leak; a path with an '@' would lose its head, which is the safer mistake.
+    let public = rest.rsplit_once('@').map_or(rest, |(_, public)| public);
+    format!("{scheme}://{public}")
 }
 
 /// serde_json's map keeps keys sorted, so equal values serialize to equal bytes.
@@ -289,6 +304,30 @@ fn rfc3339(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_never_reach_the_source_annotation() {
+        for (remote, public) in [
+            (
+                "https://user:ghp_CANARY@github.com/org/repo.git",
+                "https://github.com/org/repo.git",
+            ),
+            (
+                "https://ghp_CANARY@github.com/org/repo",
+                "https://github.com/org/repo",
+            ),
+            (
+                "https://oauth2:a@b@gitlab.example:8443/g/r.git?private_token=x#frag",
+                "https://gitlab.example:8443/g/r.git",
+            ),
+            ("ssh://git@host/org/repo", "ssh://host/org/repo"),
+            ("https://u:to/ken@host/org/repo", "https://host/org/repo"),
+            ("https://github.com/org/repo", "https://github.com/org/repo"),
+            ("git@github.com:org/repo.git", "git@github.com:org/repo.git"),
+        ] {
+            assert_eq!(public_source_url(remote), public, "{remote}");
+        }
+    }
 
     const MODULE: &[u8] = b"\0asm\x01\0\0\0";
 

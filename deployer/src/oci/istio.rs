@@ -8,8 +8,8 @@ use std::io::Read;
 use serde::Deserialize;
 
 use super::image::{
-    DOCKER_LAYER_TAR_GZIP, DOCKER_MANIFEST, OCI_LAYER_TAR_GZIP, PLUGIN_FILE, WASM_CONTENT_LAYER,
-    WASM_MAGIC,
+    DOCKER_LAYER_TAR_GZIP, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_LAYER_TAR_GZIP,
+    PLUGIN_FILE, WASM_CONTENT_LAYER, WASM_MAGIC,
 };
 
 /// Istio reads at most this much of a module.
@@ -66,7 +66,10 @@ pub struct Manifest {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct IndexEntry {
+    #[serde(default)]
+    pub media_type: String,
     pub digest: String,
     #[serde(default)]
     pub platform: Option<Platform>,
@@ -78,6 +81,34 @@ pub struct Platform {
     pub os: String,
     #[serde(default)]
     pub architecture: String,
+    #[serde(default)]
+    pub variant: Option<String>,
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(variant) = self.variant.as_deref().filter(|v| !v.is_empty()) {
+            write!(f, "/{variant}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Manifest {
+    /// Whether this is an image index / manifest list. go-containerregistry decides by the
+    /// Content-Type the registry sends, which registries derive from the body's `mediaType`;
+    /// an OCI index may omit that field, so a `manifests` list without `layers` counts too.
+    pub fn is_index(&self) -> bool {
+        match self.media_type.as_deref() {
+            Some(media_type) => is_index_media_type(media_type),
+            None => !self.manifests.is_empty() && self.layers.is_empty(),
+        }
+    }
+}
+
+pub fn is_index_media_type(media_type: &str) -> bool {
+    media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
 }
 
 /// How to get a module out of a layer, in the order Istio tries.
@@ -147,24 +178,49 @@ pub fn candidates(manifest: &Manifest) -> (Vec<Candidate>, Vec<String>) {
     (found, reasons)
 }
 
-/// Picks the manifest Istio would use from an index: linux/amd64 (go-containerregistry's
-/// default platform), else the only entry.
-pub fn pick_from_index(manifest: &Manifest) -> Option<&IndexEntry> {
-    manifest
+/// The platform istio-agent asks go-containerregistry for: it never sets one, so `remote`'s
+/// default applies (`pkg/v1/remote/options.go`: amd64/linux, no variant, OS version or features).
+pub const ISTIO_PLATFORM: &str = "linux/amd64";
+
+/// The entry of an index Istio's agent uses, by go-containerregistry's `childByPlatform`: the
+/// FIRST entry whose platform has os `linux` and architecture `amd64` (its variant, OS version
+/// and features do not matter, as the required platform leaves them empty), an entry without a
+/// platform counting as linux/amd64. There is no fallback to a lone entry of another platform:
+/// such an index is refused with "no child with platform ...", and so is it here (`Err`: why).
+pub fn child_for_istio(index: &Manifest) -> Result<&IndexEntry, String> {
+    index
         .manifests
         .iter()
         .find(|entry| {
             entry
                 .platform
                 .as_ref()
-                .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
+                .is_none_or(|p| p.os == "linux" && p.architecture == "amd64")
         })
-        .or_else(|| (manifest.manifests.len() == 1).then(|| &manifest.manifests[0]))
+        .ok_or_else(|| {
+            let platforms: Vec<String> = index
+                .manifests
+                .iter()
+                .filter_map(|entry| entry.platform.as_ref().map(ToString::to_string))
+                .collect();
+            format!(
+                "image index without a {ISTIO_PLATFORM} entry (it has: {}); Istio's agent fetches \
+                 only the {ISTIO_PLATFORM} image of an index (go-containerregistry's default \
+                 platform) and refuses this one with \"no child with platform\"",
+                if platforms.is_empty() {
+                    "no entries".to_string()
+                } else {
+                    platforms.join(", ")
+                }
+            )
+        })
 }
 
 /// `plugin.wasm` (at any depth, as Istio compares base names) from a tar+gzip layer.
 pub fn extract_plugin(tar_gzip: &[u8]) -> Result<Vec<u8>, String> {
-    let decoder = flate2::read::GzDecoder::new(tar_gzip);
+    // Go's gzip.Reader reads every member of a multi-member gzip stream (concatenated gzip
+    // files, as pigz and some image builders write); GzDecoder would stop after the first.
+    let decoder = flate2::read::MultiGzDecoder::new(tar_gzip);
     let mut archive = tar::Archive::new(decoder);
     let entries = archive
         .entries()
@@ -243,6 +299,89 @@ mod tests {
             "layers": [{"mediaType": OCI_LAYER_TAR_GZIP, "digest": "sha256:00", "size": 1}]
         }));
         assert!(candidates(&docker).0.is_empty());
+    }
+
+    fn index(entries: serde_json::Value) -> Manifest {
+        manifest(serde_json::json!({"mediaType": OCI_INDEX, "manifests": entries}))
+    }
+
+    fn entry(digest: &str, platform: Option<(&str, &str)>) -> serde_json::Value {
+        let mut entry =
+            serde_json::json!({"mediaType": OCI_MANIFEST_TYPE, "digest": digest, "size": 1});
+        if let Some((os, architecture)) = platform {
+            entry["platform"] = serde_json::json!({"os": os, "architecture": architecture});
+        }
+        entry
+    }
+
+    const OCI_MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+
+    #[test]
+    fn index_child_is_the_first_linux_amd64_entry_like_go_containerregistry() {
+        let picked = |entries| child_for_istio(&index(entries)).map(|e| e.digest.clone());
+        // The first match wins, not the last, and a variant does not get in the way.
+        let mut with_variant = entry("sha256:b", Some(("linux", "amd64")));
+        with_variant["platform"]["variant"] = "v3".into();
+        assert_eq!(
+            picked(serde_json::json!([
+                entry("sha256:a", Some(("linux", "arm64"))),
+                with_variant,
+                entry("sha256:c", Some(("linux", "amd64"))),
+            ])),
+            Ok("sha256:b".to_string())
+        );
+        // An entry without a platform counts as linux/amd64.
+        assert_eq!(
+            picked(serde_json::json!([
+                entry("sha256:a", Some(("wasip1", "wasm"))),
+                entry("sha256:n", None)
+            ])),
+            Ok("sha256:n".to_string())
+        );
+        // A lone entry of another platform is refused, as Istio refuses it.
+        let refused = picked(serde_json::json!([entry(
+            "sha256:w",
+            Some(("wasip1", "wasm"))
+        )]))
+        .unwrap_err();
+        assert!(refused.contains("wasip1/wasm"), "{refused}");
+        assert!(refused.contains("linux/amd64"), "{refused}");
+        assert!(picked(serde_json::json!([])).is_err());
+    }
+
+    #[test]
+    fn index_detection_by_media_type_or_shape() {
+        assert!(index(serde_json::json!([])).is_index());
+        let list =
+            manifest(serde_json::json!({"mediaType": DOCKER_MANIFEST_LIST, "manifests": []}));
+        assert!(list.is_index());
+        let untyped = manifest(serde_json::json!({"manifests": [entry("sha256:a", None)]}));
+        assert!(untyped.is_index());
+        let image = manifest(serde_json::json!({"mediaType": OCI_MANIFEST_TYPE, "layers": []}));
+        assert!(!image.is_index());
+    }
+
+    #[test]
+    fn multi_member_gzip_layers_are_read_to_the_end() {
+        let module: Vec<u8> = b"\0asm\x01\0\0\0"
+            .iter()
+            .copied()
+            .chain((0..20_000u32).map(|i| (i % 251) as u8))
+            .collect();
+        let image = package(&module, Format::Compat, &Metadata::default()).unwrap();
+        let mut tar = Vec::new();
+        flate2::read::GzDecoder::new(&image.layers[0].data[..])
+            .read_to_end(&mut tar)
+            .unwrap();
+        // The same tar stream as three concatenated gzip members.
+        let mut layer = Vec::new();
+        for part in tar.chunks(tar.len() / 3 + 1) {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut encoder, part).unwrap();
+            layer.extend(encoder.finish().unwrap());
+        }
+        assert_eq!(extract_plugin(&layer).unwrap(), module);
     }
 
     #[test]

@@ -19,16 +19,15 @@ pub use error::Error;
 pub use image::{Format, Image, Metadata};
 pub use istio::{Layout, Verdict};
 pub use options::{Options, RegistryArgs};
-pub use pull::{Fetched, fetch, pull};
+pub use pull::{Fetched, IndexChoice, fetch, pull};
 pub use push::{PushEvent, PushOutcome, push};
 pub use reference::ImageRef;
 pub use transport::{RetryPolicy, Transport};
 
-/// Resolves REF (a tag or digest reference, `oci://` optional) to its manifest digest
-/// (`sha256:<hex>`): the value Istio compares with WasmPlugin `sha256` for oci:// urls.
+/// Resolves REF (a tag or digest reference, `oci://` optional) to the manifest digest
+/// (`sha256:<hex>`) Istio compares with WasmPlugin `sha256` for oci:// urls: for an image
+/// index, its linux/amd64 image's (what istio-agent fetches), not the index's own.
 pub async fn resolve_digest(reference: &str, options: &Options) -> Result<String, Error> {
     let reference = ImageRef::parse(reference)?;
-    let session =
-        transport::Session::open(&reference, options, oci_client::RegistryOperation::Pull).await?;
-    session.manifest_digest().await
+    pull::resolve_digest(&reference, options).await
 }

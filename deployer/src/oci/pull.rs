@@ -18,13 +18,26 @@ const ACCEPT: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct Fetched {
     pub reference: ImageRef,
-    /// The digest Istio compares with WasmPlugin `sha256` (the image manifest's).
+    /// The digest Istio compares with WasmPlugin `sha256`: the image manifest's, which for an
+    /// index is its linux/amd64 entry's, not the index's own.
     pub manifest_digest: String,
     pub manifest: Vec<u8>,
+    /// Set when the reference named an image index: the index's digest and the platform of
+    /// the entry Istio uses.
+    pub index: Option<IndexChoice>,
     pub verdict: Verdict,
     /// The module Istio would load; for a rejected image, a best guess (a lone wasm-looking
     /// layer) so `inspect` can still report on it.
     pub module: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexChoice {
+    /// `sha256:<hex>` of the (outermost) index the reference names.
+    pub index_digest: String,
+    /// The platform of the entry taken, as `os/arch[/variant]` (`linux/amd64` for an entry
+    /// without one).
+    pub platform: String,
 }
 
 impl Fetched {
@@ -33,22 +46,110 @@ impl Fetched {
     }
 }
 
-pub async fn fetch(reference: &ImageRef, options: &Options) -> Result<Fetched, Error> {
-    let session = Session::open(reference, options, RegistryOperation::Pull).await?;
+/// Index nesting go-containerregistry follows without a limit; no real image nests this deep.
+const MAX_INDEX_DEPTH: usize = 8;
+
+/// What istio-agent resolves a reference to: `remote.Get`, then `Descriptor.Image()`, which
+/// walks indexes (nested ones too) to the entry for linux/amd64 (see
+/// [`istio::child_for_istio`]), fetching each child with the media type its descriptor gives.
+struct Resolved {
+    body: Vec<u8>,
+    digest: String,
+    manifest: Manifest,
+    index: Option<IndexChoice>,
+    /// Istio would stop here: an index without an entry it takes.
+    refused: Option<String>,
+}
+
+async fn resolve(session: &Session, reference: &ImageRef) -> Result<Resolved, Error> {
     let (mut body, mut digest) = session.pull_manifest(None, ACCEPT).await?;
     let mut manifest = parse(reference, &body)?;
-    if !manifest.manifests.is_empty() {
-        let Some(entry) = istio::pick_from_index(&manifest) else {
-            return Ok(rejected(
-                reference,
-                digest,
+    // The top level's kind comes from the registry (its mediaType); a child's from the
+    // descriptor that names it, as in go-containerregistry.
+    let mut is_index = manifest.is_index();
+    let mut index: Option<IndexChoice> = None;
+    for _ in 0..MAX_INDEX_DEPTH {
+        if !is_index {
+            return Ok(Resolved {
                 body,
-                "image index without a linux/amd64 entry".into(),
-            ));
+                digest,
+                manifest,
+                index,
+                refused: None,
+            });
+        }
+        let entry = match istio::child_for_istio(&manifest) {
+            Ok(entry) => entry.clone(),
+            Err(reason) => {
+                return Ok(Resolved {
+                    body,
+                    digest,
+                    manifest,
+                    index,
+                    refused: Some(reason),
+                });
+            }
         };
-        let entry = entry.digest.clone();
-        (body, digest) = session.pull_manifest(Some(&entry), ACCEPT).await?;
+        let platform = entry
+            .platform
+            .as_ref()
+            .map_or_else(|| istio::ISTIO_PLATFORM.to_string(), ToString::to_string);
+        let index_digest = index.map_or(digest, |outer| outer.index_digest);
+        index = Some(IndexChoice {
+            index_digest,
+            platform,
+        });
+        let accept: Vec<&str> = if entry.media_type.is_empty() {
+            ACCEPT.to_vec()
+        } else {
+            vec![entry.media_type.as_str()]
+        };
+        (body, digest) = session.pull_manifest(Some(&entry.digest), &accept).await?;
         manifest = parse(reference, &body)?;
+        is_index = if entry.media_type.is_empty() {
+            manifest.is_index()
+        } else {
+            istio::is_index_media_type(&entry.media_type)
+        };
+    }
+    Ok(Resolved {
+        body,
+        digest,
+        manifest,
+        index,
+        refused: Some(format!(
+            "image indexes nested more than {MAX_INDEX_DEPTH} deep"
+        )),
+    })
+}
+
+/// The manifest digest Istio compares with WasmPlugin `sha256` for REF (an index resolved to
+/// its linux/amd64 entry), or `NotIstioCompatible` when Istio would not get that far.
+pub async fn resolve_digest(reference: &ImageRef, options: &Options) -> Result<String, Error> {
+    let session = Session::open(reference, options, RegistryOperation::Pull).await?;
+    let resolved = resolve(&session, reference).await?;
+    match resolved.refused {
+        None => Ok(resolved.digest),
+        Some(reason) => Err(Error::NotIstioCompatible {
+            reference: reference.to_string(),
+            reason,
+        }),
+    }
+}
+
+pub async fn fetch(reference: &ImageRef, options: &Options) -> Result<Fetched, Error> {
+    let session = Session::open(reference, options, RegistryOperation::Pull).await?;
+    let Resolved {
+        body,
+        digest,
+        manifest,
+        index,
+        refused,
+    } = resolve(&session, reference).await?;
+    if let Some(reason) = refused {
+        let mut fetched = rejected(reference, digest, body, reason);
+        fetched.index = index;
+        return Ok(fetched);
     }
     let (candidates, mut reasons) = istio::candidates(&manifest);
     for candidate in &candidates {
@@ -58,6 +159,7 @@ pub async fn fetch(reference: &ImageRef, options: &Options) -> Result<Fetched, E
                     reference: reference.clone(),
                     manifest_digest: digest,
                     manifest: body,
+                    index,
                     verdict: Verdict::Compatible(candidate.layout),
                     module: Some(module),
                 });
@@ -66,6 +168,7 @@ pub async fn fetch(reference: &ImageRef, options: &Options) -> Result<Fetched, E
         }
     }
     let mut fetched = rejected(reference, digest, body, reasons.join("; "));
+    fetched.index = index;
     fetched.module = best_guess(&session, &manifest).await;
     Ok(fetched)
 }
@@ -98,6 +201,7 @@ fn rejected(reference: &ImageRef, digest: String, manifest: Vec<u8>, reason: Str
         reference: reference.clone(),
         manifest_digest: digest,
         manifest,
+        index: None,
         verdict: Verdict::Rejected(reason),
         module: None,
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::errors::OciDistributionError;
+use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -173,12 +173,6 @@ impl Session {
 
     pub fn reference(&self) -> &ImageRef {
         &self.reference
-    }
-
-    pub async fn manifest_digest(&self) -> Result<String, Error> {
-        let (client, auth, image) = (&self.client, &self.auth, self.reference.inner());
-        self.retry(|| client.fetch_manifest_digest(image, auth))
-            .await
     }
 
     pub async fn blob_exists(&self, digest: &str) -> Result<bool, Error> {
@@ -424,7 +418,8 @@ fn ca_certificates(transport: &Transport) -> Result<Vec<Certificate>, Error> {
     }])
 }
 
-fn http_client(transport: &Transport) -> Result<reqwest::Client, Error> {
+/// A reqwest client with the registry flags' TLS settings (also for http(s) module urls).
+pub(crate) fn http_client(transport: &Transport) -> Result<reqwest::Client, Error> {
     let mut builder = reqwest::Client::builder()
         .danger_accept_invalid_certs(transport.insecure)
         .connect_timeout(Duration::from_secs(10))
@@ -478,23 +473,50 @@ fn status_of(err: &OciDistributionError) -> Option<u16> {
         OciDistributionError::RequestError(request) => {
             request.status().map(|status| status.as_u16())
         }
-        OciDistributionError::RegistryError { envelope, .. } => {
-            let codes: Vec<String> = envelope
+        OciDistributionError::RegistryError { envelope, .. } => Some(
+            // oci-client drops the HTTP status of a 4xx answer that carries an error body;
+            // the distribution spec ties each code to one, so it is rebuilt from the codes,
+            // the most telling first (a 429 must stay retryable, a 404 must say not found).
+            envelope
                 .errors
                 .iter()
-                .map(|e| format!("{:?}", e.code).to_ascii_uppercase())
-                .collect();
-            if codes.iter().any(|code| code.contains("UNAUTHORIZED")) {
-                Some(401)
-            } else if codes.iter().any(|code| code.contains("DENIED")) {
-                Some(403)
-            } else if codes.iter().any(|code| code.contains("UNKNOWN")) {
-                Some(404)
-            } else {
-                Some(400)
-            }
-        }
+                .map(|error| status_of_code(&error.code))
+                .min_by_key(|status| match status {
+                    401 => 0,
+                    403 => 1,
+                    429 => 2,
+                    404 => 3,
+                    405 => 4,
+                    _ => 5,
+                })
+                .unwrap_or(400),
+        ),
         _ => None,
+    }
+}
+
+/// The HTTP status the OCI distribution spec gives an error code (its table of error codes;
+/// TOOMANYREQUESTS is 429 there). Codes a registry made up are client errors.
+fn status_of_code(code: &OciErrorCode) -> u16 {
+    match code {
+        OciErrorCode::Unauthorized => 401,
+        OciErrorCode::Denied => 403,
+        OciErrorCode::Toomanyrequests => 429,
+        OciErrorCode::BlobUnknown
+        | OciErrorCode::BlobUploadUnknown
+        | OciErrorCode::ManifestUnknown
+        | OciErrorCode::NameUnknown
+        | OciErrorCode::NotFound => 404,
+        OciErrorCode::Unsupported => 405,
+        OciErrorCode::BlobUploadInvalid
+        | OciErrorCode::DigestInvalid
+        | OciErrorCode::ManifestBlobUnknown
+        | OciErrorCode::ManifestInvalid
+        | OciErrorCode::ManifestUnverified
+        | OciErrorCode::NameInvalid
+        | OciErrorCode::SizeInvalid
+        | OciErrorCode::TagInvalid
+        | OciErrorCode::Other(_) => 400,
     }
 }
 
@@ -626,6 +648,42 @@ mod tests {
         assert_eq!(realm, "https://auth.example/token");
         assert_eq!(service.as_deref(), Some("registry.example"));
         assert!(parse_bearer_challenge(r#"Basic realm="x""#).is_none());
+    }
+
+    fn registry_error(codes: &[&str]) -> OciDistributionError {
+        let errors: Vec<serde_json::Value> = codes
+            .iter()
+            .map(|code| serde_json::json!({"code": code, "message": "m"}))
+            .collect();
+        OciDistributionError::RegistryError {
+            envelope: serde_json::from_value(serde_json::json!({ "errors": errors })).unwrap(),
+            url: "u".into(),
+        }
+    }
+
+    #[test]
+    fn registry_error_codes_give_the_spec_status() {
+        for (codes, status) in [
+            (&["TOOMANYREQUESTS"][..], 429),
+            (&["NOT_FOUND"], 404),
+            (&["MANIFEST_UNKNOWN"], 404),
+            (&["BLOB_UNKNOWN"], 404),
+            (&["NAME_UNKNOWN"], 404),
+            (&["BLOB_UPLOAD_UNKNOWN"], 404),
+            (&["UNAUTHORIZED"], 401),
+            (&["DENIED"], 403),
+            (&["UNSUPPORTED"], 405),
+            (&["MANIFEST_INVALID"], 400),
+            (&["MANIFEST_BLOB_UNKNOWN"], 400),
+            (&["SOMETHING_ELSE_UNKNOWN"], 400),
+            (&["MANIFEST_UNKNOWN", "TOOMANYREQUESTS"], 429),
+            (&["NOT_FOUND", "UNAUTHORIZED"], 401),
+            (&[], 400),
+        ] {
+            assert_eq!(status_of(&registry_error(codes)), Some(status), "{codes:?}");
+        }
+        assert!(is_transient(&registry_error(&["TOOMANYREQUESTS"])));
+        assert!(!is_transient(&registry_error(&["NOT_FOUND"])));
     }
 
     #[test]

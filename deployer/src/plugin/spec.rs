@@ -49,6 +49,10 @@ pub struct WasmPluginSpec {
     pub matches: Vec<TrafficSelector>,
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub plugin_type: Option<PluginType>,
+    /// In Istio's API and CRD (a string, for future signature checks; istiod does not use it
+    /// yet): kept as given so a manifest Istio accepts is accepted here too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -257,6 +261,21 @@ mod tests {
         );
         let back: WasmPluginSpec = serde_json::from_value(json).unwrap();
         assert_eq!(back, spec);
+    }
+
+    #[test]
+    fn verification_key_from_a_file_is_kept() {
+        // Istio's CRD has `verificationKey`; a manifest that sets it must not be refused here.
+        let spec: WasmPluginSpec = serde_yaml::from_str(
+            "url: oci://r/x:1\nverificationKey: |\n  -----BEGIN PUBLIC KEY-----\n  abc\n",
+        )
+        .unwrap();
+        assert_eq!(
+            spec.verification_key.as_deref(),
+            Some("-----BEGIN PUBLIC KEY-----\nabc\n")
+        );
+        let wire = serde_json::to_value(&spec).unwrap();
+        assert_eq!(wire["verificationKey"], "-----BEGIN PUBLIC KEY-----\nabc\n");
     }
 
     #[test]

@@ -71,7 +71,15 @@ pub fn problems(name: &str, namespace: &str, spec: &WasmPluginSpec) -> Vec<Strin
         out.push("spec.pluginName: must be 1 to 256 characters when set".to_string());
     }
     for (i, selector) in spec.matches.iter().enumerate() {
+        // The CRD makes `ports` a list map keyed by number: the API server refuses a repeat.
+        let mut seen = std::collections::BTreeSet::new();
         for (j, port) in selector.ports.iter().enumerate() {
+            if !seen.insert(port.number) {
+                out.push(format!(
+                    "spec.match[{i}].ports[{j}].number {}: listed twice in this match",
+                    port.number
+                ));
+            }
             if !(1..=65535).contains(&port.number) {
                 out.push(format!(
                     "spec.match[{i}].ports[{j}].number {}: must be between 1 and 65535",
@@ -87,7 +95,16 @@ pub fn problems(name: &str, namespace: &str, spec: &WasmPluginSpec) -> Vec<Strin
                 vm.env.len()
             ));
         }
+        // istiod refuses a repeated name ("duplicate env"), and so does the CRD (a list map
+        // keyed by name).
+        let mut seen = std::collections::BTreeSet::new();
         for (i, env) in vm.env.iter().enumerate() {
+            if !env.name.is_empty() && !seen.insert(env.name.as_str()) {
+                out.push(format!(
+                    "spec.vmConfig.env[{i}].name {:?}: listed twice (Istio refuses duplicate env names)",
+                    env.name
+                ));
+            }
             if env.name.is_empty() || env.name.len() > 256 {
                 out.push(format!(
                     "spec.vmConfig.env[{i}].name: must be 1 to 256 characters"
@@ -155,14 +172,46 @@ fn check_target(path: &str, target: &PolicyTargetReference, out: &mut Vec<String
     {
         out.push(format!("{path}.group {:?}: {why}", target.group));
     }
-    if let Some(namespace) = &target.namespace
-        && namespace.len() > 63
-    {
+    if let Some(namespace) = target.namespace.as_deref().filter(|ns| !ns.is_empty()) {
         out.push(format!(
-            "{path}.namespace {namespace:?}: at most 63 characters"
+            "{path}.namespace {namespace:?}: must be empty: Istio does not support cross-namespace \
+             targets (the target must be in the plugin's namespace)"
         ));
     }
+    // istiod's validatePolicyTargetReference: only these group/kind pairs, the empty group
+    // standing for the core group.
+    if !target.kind.is_empty() {
+        let group = if target.group.is_empty() {
+            "core"
+        } else {
+            target.group.as_str()
+        };
+        if !ALLOWED_TARGETS.contains(&(group, target.kind.as_str())) {
+            let hint = match ALLOWED_TARGETS
+                .iter()
+                .find(|(_, kind)| *kind == target.kind)
+            {
+                Some(("core", _)) => " (leave group empty for a Service)".to_string(),
+                Some((group, _)) => format!(" (a {} needs group {group})", target.kind),
+                None => String::new(),
+            };
+            out.push(format!(
+                "{path}: Istio targets only a Service, ServiceEntry (networking.istio.io), Gateway or \
+                 GatewayClass (gateway.networking.k8s.io), not group {:?} kind {:?}{hint}",
+                target.group, target.kind
+            ));
+        }
+    }
 }
+
+/// (group, kind) pairs istiod accepts in targetRef(s) (pkg/config/validation's
+/// `allowedTargetRefs`: Service, ServiceEntry, KubernetesGateway, GatewayClass).
+const ALLOWED_TARGETS: [(&str, &str); 4] = [
+    ("core", "Service"),
+    ("networking.istio.io", "ServiceEntry"),
+    ("gateway.networking.k8s.io", "Gateway"),
+    ("gateway.networking.k8s.io", "GatewayClass"),
+];
 
 pub fn is_sha256_hex(text: &str) -> bool {
     text.len() == 64
@@ -264,11 +313,30 @@ mod tests {
     }
 
     fn target(kind: &str, name: &str) -> PolicyTargetReference {
+        let group = match kind {
+            "Gateway" | "GatewayClass" => "gateway.networking.k8s.io",
+            "ServiceEntry" => "networking.istio.io",
+            _ => "",
+        };
         PolicyTargetReference {
             kind: kind.into(),
             name: name.into(),
+            group: group.into(),
             ..Default::default()
         }
+    }
+
+    fn env(names: &[&str]) -> Option<VmConfig> {
+        Some(VmConfig {
+            env: names
+                .iter()
+                .map(|name| EnvVar {
+                    name: name.to_string(),
+                    value_from: None,
+                    value: Some("v".into()),
+                })
+                .collect(),
+        })
     }
 
     #[test]
@@ -398,6 +466,86 @@ mod tests {
                 "target without kind",
                 Box::new(|s| s.target_refs = vec![target("", "gw")]),
                 Some("targetRefs[0].kind"),
+            ),
+            (
+                "every kind Istio targets",
+                Box::new(|s| {
+                    s.target_refs = ["Gateway", "GatewayClass", "Service", "ServiceEntry"]
+                        .iter()
+                        .map(|kind| target(kind, "t"))
+                        .collect()
+                }),
+                None,
+            ),
+            (
+                "Service in group core",
+                Box::new(|s| {
+                    let mut t = target("Service", "web");
+                    t.group = "core".into();
+                    s.target_refs = vec![t];
+                }),
+                None,
+            ),
+            (
+                "Gateway without its group",
+                Box::new(|s| {
+                    let mut t = target("Gateway", "gw");
+                    t.group.clear();
+                    s.target_refs = vec![t];
+                }),
+                Some("a Gateway needs group gateway.networking.k8s.io"),
+            ),
+            (
+                "a Deployment",
+                Box::new(|s| {
+                    let mut t = target("Deployment", "web");
+                    t.group = "apps".into();
+                    s.target_ref = Some(t);
+                }),
+                Some("spec.targetRef: Istio targets only"),
+            ),
+            (
+                "cross-namespace target",
+                Box::new(|s| {
+                    let mut t = target("Service", "web");
+                    t.namespace = Some("other".into());
+                    s.target_refs = vec![t];
+                }),
+                Some("cross-namespace"),
+            ),
+            (
+                "empty namespace is the plugin's",
+                Box::new(|s| {
+                    let mut t = target("Service", "web");
+                    t.namespace = Some(String::new());
+                    s.target_refs = vec![t];
+                }),
+                None,
+            ),
+            (
+                "duplicate port in one match",
+                Box::new(|s| {
+                    s.matches = vec![TrafficSelector {
+                        mode: None,
+                        ports: vec![PortSelector { number: 80 }, PortSelector { number: 80 }],
+                    }]
+                }),
+                Some("spec.match[0].ports[1].number 80: listed twice"),
+            ),
+            (
+                "same port in two matches",
+                Box::new(|s| s.matches = vec![port(80), port(80)]),
+                None,
+            ),
+            (
+                "duplicate env",
+                Box::new(|s| s.vm_config = env(&["A", "B", "A"])),
+                Some("spec.vmConfig.env[2].name \"A\": listed twice"),
+            ),
+            (
+                "distinct env",
+                Box::new(|s| s.vm_config = env(&["A", "B"])),
+                None,
             ),
             (
                 "config object",

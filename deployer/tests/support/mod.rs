@@ -4,6 +4,7 @@
 
 pub mod envoy;
 pub mod helm;
+pub mod images;
 pub mod mesh;
 pub mod registry;
 pub mod stack;

@@ -187,10 +187,10 @@ fn http_get(port: u16, path: &str) -> String {
     body.to_string()
 }
 
-struct Certificates {
-    ca: PathBuf,
-    server_cert: PathBuf,
-    server_key: PathBuf,
+pub struct Certificates {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
 }
 
 fn run(dir: &Path, program: &str, args: &[&str]) -> Vec<u8> {
@@ -208,7 +208,7 @@ fn run(dir: &Path, program: &str, args: &[&str]) -> Vec<u8> {
 }
 
 /// A throwaway CA and a server certificate for 127.0.0.1/localhost (ECDSA P-256), via openssl.
-fn make_certificates(dir: &Path) -> Certificates {
+pub fn make_certificates(dir: &Path) -> Certificates {
     let ec = [
         "-newkey",
         "ec",
