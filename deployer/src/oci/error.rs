@@ -61,6 +61,16 @@ pub enum Error {
         hint: String,
     },
 
+    #[error(
+        "registry {registry} did not answer within {timeout} ({attempts} attempt(s), {elapsed} in all): it accepts connections but does not respond; check that it is healthy, or raise --timeout for a slow link"
+    )]
+    TimedOut {
+        registry: String,
+        timeout: String,
+        attempts: u32,
+        elapsed: String,
+    },
+
     #[error("TLS with registry {registry} failed: {message}{hint}")]
     Tls {
         registry: String,
