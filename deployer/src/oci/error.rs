@@ -12,6 +12,11 @@ pub enum Error {
     #[error("`{path}` is not a wasm module: {reason}")]
     NotWasm { path: String, reason: String },
 
+    #[error(
+        "the module is {size} bytes, over Istio's {limit_mib} MiB limit: Istio's agent would refuse to fetch it (nothing was sent)"
+    )]
+    ModuleTooLarge { size: u64, limit_mib: u64 },
+
     #[error("cannot read the CA file {path}: {message}")]
     CaFile { path: PathBuf, message: String },
 
