@@ -58,13 +58,16 @@ pub fn next_history(
     live: Option<&DynamicObject>,
     manifest: &WasmPluginManifest,
     now: &str,
-) -> Result<History, crate::plugin::Error> {
+) -> History {
     let annotation = live
         .and_then(|o| o.metadata.annotations.as_ref())
         .and_then(|a| a.get(history::ANNOTATION));
-    let mut history = History::parse(&manifest.metadata.name, annotation.map(String::as_str))?;
+    // History is a convenience for rollback: an unreadable one is started afresh rather than
+    // failing the apply.
+    let (mut history, _unreadable) =
+        History::recover(&manifest.metadata.name, annotation.map(String::as_str));
     history.record(&manifest.spec, now);
-    Ok(history)
+    history
 }
 
 pub fn history_of(object: &DynamicObject) -> Result<History, crate::plugin::Error> {
@@ -168,10 +171,7 @@ impl Cluster {
         let name = manifest.metadata.name.as_str();
         let live = self.get_plugin(namespace, name).await?;
         let now = k8s_openapi::jiff::Timestamp::now().to_string();
-        let history = next_history(live.as_ref(), manifest, &now).map_err(|err| Error::Decode {
-            context: self.context.clone(),
-            message: err.to_string(),
-        })?;
+        let history = next_history(live.as_ref(), manifest, &now);
         let mut body = manifest.clone();
         body.metadata.namespace = Some(namespace.to_string());
         body.metadata
