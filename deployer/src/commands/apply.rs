@@ -310,7 +310,9 @@ fn docker_config_credential(draft: &Draft) -> anyhow::Result<(String, RegistryCr
 pub fn print_value(value: &serde_json::Value, format: ObjectFormat) -> anyhow::Result<()> {
     match format {
         ObjectFormat::Json => println!("{}", serde_json::to_string_pretty(value)?),
-        ObjectFormat::Yaml => print!("{}", serde_yaml::to_string(value)?),
+        // Not serde_yaml: its plain `yes`/`on`/`1_000` read back as booleans and numbers in
+        // kubectl and helm (YAML 1.1), so the file would not be what apply sends.
+        ObjectFormat::Yaml => print!("{}", deployer::output::yaml::to_string(value)),
     }
     Ok(())
 }
