@@ -836,3 +836,142 @@ fn import_verdicts_match_real_envoy() {
         }
     }
 }
+
+/// `deployer apply` against the stack's API server, in `namespace`.
+fn apply_on_stack(
+    stack: &support::stack::Stack,
+    workspace: &Workspace,
+    namespace: &str,
+    extra: &[&str],
+) -> std::process::Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_deployer"));
+    command
+        .args(["apply", "ctx", "--no-pin", "-n", namespace])
+        .args(extra)
+        .current_dir(workspace.dir.path())
+        .env("DOCKER_CONFIG", workspace.path("docker"))
+        .envs(stack.env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command.spawn().expect("start deployer apply")
+}
+
+fn finished_ok(child: std::process::Child) -> String {
+    let output = child.wait_with_output().expect("wait for deployer");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}");
+    text
+}
+
+fn revisions(namespace: &support::stack::Namespace<'_>) -> Vec<serde_json::Value> {
+    let output = namespace
+        .kubectl()
+        .args(["get", "wasmplugin", "ctx", "-o", "json"])
+        .output()
+        .expect("kubectl get");
+    let object: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let annotation = object["metadata"]["annotations"]["wasm-deployer.io/revisions"]
+        .as_str()
+        .expect("history annotation");
+    serde_json::from_str(annotation).expect("history is JSON")
+}
+
+/// Applies racing on one plugin each get their revision into the history (the write carries
+/// the resourceVersion it read, and is retried when someone wrote in between).
+#[test]
+fn concurrent_applies_keep_every_revision() {
+    let stack = support::stack::stack();
+    let namespace = stack.namespace("failures-race");
+    let workspace = Workspace::new();
+    let image = ["--image", "127.0.0.1:5000/f:v1"];
+    let first = apply_on_stack(
+        stack,
+        &workspace,
+        &namespace.name,
+        &[&image[..], &["--set=i=0"]].concat(),
+    );
+    finished_ok(first);
+    const WRITERS: usize = 6;
+    let children: Vec<_> = (1..=WRITERS)
+        .map(|i| {
+            let set = format!("--set=i={i}");
+            apply_on_stack(
+                stack,
+                &workspace,
+                &namespace.name,
+                &[image[0], image[1], &set],
+            )
+        })
+        .collect();
+    for child in children {
+        finished_ok(child);
+    }
+    let history = revisions(&namespace);
+    let numbers: Vec<u64> = history
+        .iter()
+        .map(|r| r["revision"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, (1..=WRITERS as u64 + 1).collect::<Vec<_>>());
+    let mut values: Vec<u64> = history
+        .iter()
+        .map(|r| r["spec"]["pluginConfig"]["i"].as_u64().unwrap())
+        .collect();
+    values.sort_unstable();
+    assert_eq!(
+        values,
+        (0..=WRITERS as u64).collect::<Vec<_>>(),
+        "a revision was lost"
+    );
+}
+
+/// Moving the image to another registry ends with a pull Secret that holds only the new
+/// registry's entry (the old one is kept only while the plugin still points at it).
+#[test]
+fn pull_secret_follows_the_plugin_to_a_new_registry() {
+    let stack = support::stack::stack();
+    let namespace = stack.namespace("failures-secret");
+    let workspace = Workspace::new();
+    workspace.docker_config(
+        r#"{"auths": {"127.0.0.1:5001": {"auth": "dTpwMQ=="}, "127.0.0.1:5002": {"auth": "dTpwMg=="}}}"#,
+    );
+    let registries = || {
+        let output = namespace
+            .kubectl()
+            .args([
+                "get",
+                "secret",
+                "ctx-pull",
+                "-o",
+                "jsonpath={.data.\\.dockerconfigjson}",
+            ])
+            .output()
+            .expect("kubectl get secret");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(output.stdout.trim_ascii())
+            .expect("base64 data");
+        let config: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+        config["auths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    for registry in ["127.0.0.1:5001", "127.0.0.1:5002"] {
+        let image = format!("{registry}/f:v1");
+        let child = apply_on_stack(
+            stack,
+            &workspace,
+            &namespace.name,
+            &["--image", &image, "--pull-secret-from-docker-config"],
+        );
+        let output = finished_ok(child);
+        assert!(output.contains("secret/ctx-pull applied"), "{output}");
+        assert_eq!(registries(), [registry]);
+    }
+}

@@ -70,8 +70,9 @@ pub fn next_history(
     history
 }
 
-/// Writes of the plugin tried when another writer keeps moving its resourceVersion.
-const MAX_WRITE_ATTEMPTS: u32 = 5;
+/// Writes of the plugin tried when other writers keep moving its resourceVersion: each round
+/// lets at least one writer through, so this many concurrent applies all land.
+const MAX_WRITE_ATTEMPTS: u32 = 10;
 
 /// The API server's answer to a resourceVersion precondition that no longer holds (a write in
 /// between), as opposed to a field-manager conflict, which is also a 409.
@@ -214,6 +215,9 @@ impl Cluster {
             match written {
                 Ok(object) => break (live, history, object),
                 Err(err) if is_stale_write(&err) && attempt < MAX_WRITE_ATTEMPTS => {
+                    // Writers that collided retry at different moments, or they collide again.
+                    let jitter = u64::from(std::process::id() % 7 + attempt) * 15;
+                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
                     attempt += 1;
                 }
                 Err(err) => return Err(self.fail("patch", Some(namespace), Some(name), err)),
