@@ -402,9 +402,11 @@ impl Session {
             access_token: Option<String>,
             token: Option<String>,
         }
-        let parsed: TokenAnswer = answer.json().await.map_err(|err| Error::Protocol {
+        // Not the decoder's message: serde quotes the offending value, here the token.
+        let parsed: TokenAnswer = answer.json().await.map_err(|_| Error::Protocol {
             registry: registry.clone(),
-            message: chain(&err),
+            message: "the token endpoint's answer is not JSON with a string access_token or token"
+                .into(),
         })?;
         parsed
             .access_token
