@@ -1,6 +1,8 @@
 //! Output formats shared by commands: human text on a terminal, JSON/YAML for scripts.
 use std::io::IsTerminal;
 
+pub mod yaml;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
     #[default]

@@ -10,6 +10,16 @@ pub const MAX_PREFIX_LEN: usize = 128;
 pub const MAX_HEADERS: usize = 8;
 /// Longest accepted header name, in bytes.
 pub const MAX_HEADER_NAME_LEN: usize = 64;
+/// Most characters of a user-supplied string an error message repeats: a 1 MB field name is
+/// named by its start and its length, not copied whole into Envoy's log.
+pub const MAX_ECHOED_CHARS: usize = 64;
+
+/// Characters that end or break a log line for whoever reads it: control characters (newline,
+/// tab, NEL) and the Unicode line and paragraph separators, which JSON allows unescaped and
+/// many log viewers (and JavaScript) treat as newlines.
+pub fn breaks_line(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
+}
 
 /// The configuration as written by the user. Every field is optional; unknown fields are errors
 /// so a typo (`"levle"`) is refused instead of silently ignored.
@@ -172,7 +182,7 @@ impl ConfigError {
                 m += ")";
             }
             ConfigError::PrefixControl => {
-                m += "field `prefix`: control characters (newline, tab, ...) are not allowed";
+                m += "field `prefix`: control characters and line separators (newline, tab, U+2028, U+2029, ...) are not allowed";
             }
             ConfigError::TooManyHeaders { count } => {
                 m += "field `headers`: ";
@@ -225,19 +235,25 @@ impl std::error::Error for ConfigError {}
 
 const FIELD_LIST: &str = "`log`, `level`, `prefix`, `headers`";
 
-/// A user-supplied string in a message: quoted, control characters replaced, so the message
-/// stays one log line whatever the configuration holds.
+/// A user-supplied string in a message: quoted, line breakers replaced, so the message stays
+/// one log line whatever the configuration holds; cut after [`MAX_ECHOED_CHARS`] characters
+/// (with its length in bytes), so the message stays short whatever its size.
 fn push_quoted(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
+    for c in s.chars().take(MAX_ECHOED_CHARS) {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push('?'),
+            c if breaks_line(c) => out.push('?'),
             c => out.push(c),
         }
     }
     out.push('"');
+    if s.chars().nth(MAX_ECHOED_CHARS).is_some() {
+        out.push_str("... (");
+        push_number(out, s.len());
+        out.push_str(" bytes)");
+    }
 }
 
 impl Config {
@@ -320,8 +336,8 @@ impl TryFrom<RawConfig> for Config {
         if prefix.len() > MAX_PREFIX_LEN {
             return Err(ConfigError::PrefixTooLong { len: prefix.len() });
         }
-        // One log line per stream: a newline in the prefix would forge a second one.
-        if prefix.chars().any(char::is_control) {
+        // One log line per stream: a newline (or U+2028) in the prefix would forge a second one.
+        if prefix.chars().any(breaks_line) {
             return Err(ConfigError::PrefixControl);
         }
         let headers = raw.headers.unwrap_or_default();
@@ -535,6 +551,76 @@ mod tests {
             parse(r#"{"prefix": "a\nb"}"#),
             Err(ConfigError::PrefixControl)
         );
+    }
+
+    #[test]
+    fn prefix_line_separators_are_refused() {
+        for prefix in ["a\u{2028}b", "a\u{2029}b", "a\u{85}b", "a\tb", "a\rb"] {
+            let json = serde_json::json!({ "prefix": prefix }).to_string();
+            assert_eq!(parse(&json), Err(ConfigError::PrefixControl), "{prefix:?}");
+        }
+        // Other non-ASCII text is a fine prefix.
+        assert!(parse(r#"{"prefix": "[caf\u00e9 \u2026] "}"#).is_ok());
+    }
+
+    /// Every limit accepts exactly the value its message names and refuses one more.
+    #[test]
+    fn limits_are_exact() {
+        let prefix = |n: usize| serde_json::json!({ "prefix": "p".repeat(n) }).to_string();
+        assert!(parse(&prefix(MAX_PREFIX_LEN)).is_ok());
+        let err = parse(&prefix(MAX_PREFIX_LEN + 1)).unwrap_err().message();
+        assert!(err.contains(&format!("at most {MAX_PREFIX_LEN}")), "{err}");
+        let headers = |n: usize| {
+            let names: Vec<String> = (0..n).map(|i| format!("h{i}")).collect();
+            serde_json::json!({ "headers": names }).to_string()
+        };
+        assert!(parse(&headers(MAX_HEADERS)).is_ok());
+        let err = parse(&headers(MAX_HEADERS + 1)).unwrap_err().message();
+        assert!(err.contains(&format!("at most {MAX_HEADERS}")), "{err}");
+        let name = |n: usize| serde_json::json!({ "headers": ["h".repeat(n)] }).to_string();
+        assert!(parse(&name(MAX_HEADER_NAME_LEN)).is_ok());
+        let err = parse(&name(MAX_HEADER_NAME_LEN + 1)).unwrap_err().message();
+        assert!(err.contains(&MAX_HEADER_NAME_LEN.to_string()), "{err}");
+        let depth = |n: usize| format!(r#"{{"prefix": {}1{}}}"#, "[".repeat(n), "]".repeat(n));
+        // The object itself is one level.
+        let err = parse(&depth(crate::json::MAX_DEPTH)).unwrap_err().message();
+        assert!(
+            err.contains(&format!("more than {} levels", crate::json::MAX_DEPTH)),
+            "{err}"
+        );
+        assert!(matches!(
+            parse(&depth(crate::json::MAX_DEPTH - 1)),
+            Err(ConfigError::WrongType { .. })
+        ));
+    }
+
+    /// Whatever a refused configuration holds (1 MB names and values, newlines, U+2028), the
+    /// message Envoy logs is one short line.
+    #[test]
+    fn messages_are_one_bounded_line() {
+        let huge = "k".repeat(1 << 20);
+        let breakers = "a\nb\rc\u{2028}d\u{2029}e\u{85}f";
+        let mut configs = Vec::new();
+        for text in [huge.as_str(), breakers, &format!("{breakers}{huge}")] {
+            configs.push(serde_json::json!({ text: true }).to_string());
+            configs.push(serde_json::json!({ "level": text }).to_string());
+            configs.push(serde_json::json!({ "prefix": text }).to_string());
+            configs.push(serde_json::json!({ "headers": [text] }).to_string());
+            configs.push(serde_json::json!({ "headers": [format!("X{text}")] }).to_string());
+            configs.push(serde_json::json!({ "log": text }).to_string());
+        }
+        for config in &configs {
+            let message = parse(config).unwrap_err().message();
+            assert!(
+                message.len() < 400,
+                "{} bytes: {}...",
+                message.len(),
+                &message[..200]
+            );
+            assert!(!message.chars().any(breaks_line), "{message:?}");
+        }
+        let message = parse(&configs[0]).unwrap_err().message();
+        assert!(message.contains("(1048576 bytes)"), "{message}");
     }
 
     #[test]

@@ -39,8 +39,9 @@ pub struct SyntaxError {
     pub problem: &'static str,
 }
 
-/// Nesting deeper than this is refused rather than risking the VM's stack.
-const MAX_DEPTH: usize = 32;
+/// Nesting deeper than this many arrays/objects is refused rather than risking the VM's stack.
+/// The refusal message spells the number out (no `core::fmt` here); a test ties the two.
+pub const MAX_DEPTH: usize = 32;
 
 pub fn parse(bytes: &[u8]) -> Result<Value, SyntaxError> {
     let text = match std::str::from_utf8(bytes) {
@@ -98,11 +99,13 @@ impl Reader<'_> {
         }
     }
 
+    /// `depth`: how many arrays/objects enclose this value.
     fn value(&mut self, depth: usize) -> Result<Value, SyntaxError> {
-        if depth > MAX_DEPTH {
+        self.skip_whitespace();
+        // Opening a container here makes depth + 1 levels.
+        if depth >= MAX_DEPTH && matches!(self.peek(), Some(b'{' | b'[')) {
             return Err(self.error("nested more than 32 levels deep"));
         }
-        self.skip_whitespace();
         match self.peek() {
             Some(b'{') => self.object(depth),
             Some(b'[') => self.array(depth),
@@ -398,7 +401,31 @@ mod tests {
                 .problem
                 .contains("nested")
         );
-        let ok = format!("{}{}", "[".repeat(32), "]".repeat(32));
-        assert!(parse(ok.as_bytes()).is_ok());
+    }
+
+    /// The limit the message names is the limit enforced, for arrays, objects and mixes.
+    #[test]
+    fn nesting_limit_is_the_one_the_message_names() {
+        let nested = |levels: usize, open: &str, close: &str| {
+            format!("{}1{}", open.repeat(levels), close.repeat(levels))
+        };
+        for (open, close) in [("[", "]"), ("{\"a\":", "}"), ("[{\"a\":", "}]")] {
+            // Containers opened per repetition.
+            let per = open.matches(['[', '{']).count();
+            let at_limit = nested(MAX_DEPTH / per, open, close);
+            assert!(parse(at_limit.as_bytes()).is_ok(), "{at_limit}");
+            let over = nested(MAX_DEPTH / per + 1, open, close);
+            let err = parse(over.as_bytes()).unwrap_err();
+            assert!(
+                err.problem
+                    .contains(&format!("more than {MAX_DEPTH} levels")),
+                "{}",
+                err.problem
+            );
+        }
+        let exactly = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(exactly.as_bytes()).is_ok());
+        let one_more = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        assert!(parse(one_more.as_bytes()).is_err());
     }
 }

@@ -136,13 +136,17 @@ fn identity(host: &impl Host) -> Vec<u8> {
     id
 }
 
-/// Header values go into a single log line: control characters (a forged newline) and, in a
-/// value that is not UTF-8, every non-ASCII byte become `?`.
+/// Header values go into a single log line: line breakers (a forged newline, U+2028) and, in
+/// a value that is not UTF-8, every non-ASCII byte become `?`.
 fn push_sanitized(line: &mut String, value: &[u8]) {
     match std::str::from_utf8(value) {
         Ok(text) => {
             for c in text.chars() {
-                line.push(if c.is_control() { '?' } else { c });
+                line.push(if crate::config::breaks_line(c) {
+                    '?'
+                } else {
+                    c
+                });
             }
         }
         Err(_) => {

@@ -79,7 +79,59 @@ pub fn secret(
     }
 }
 
+/// The Secret to write while the plugin still points at its old image: `desired` plus every
+/// other registry's `auths` entry the `existing` Secret holds. Writing `desired` alone first
+/// would take the old registry's credentials away from the running plugin before it has
+/// moved; a failed plugin write would then leave the old plugin unable to pull. Once the
+/// plugin has moved, `desired` itself is written. Entries are copied as they are, never
+/// parsed into credentials; an unreadable existing Secret contributes nothing.
+pub fn transitional(existing: Option<&Secret>, desired: &Secret) -> Secret {
+    let auths = |secret: &Secret| -> Option<serde_json::Map<String, serde_json::Value>> {
+        let bytes = secret.data.as_ref()?.get(".dockerconfigjson")?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes.0).ok()?;
+        value.get("auths")?.as_object().cloned()
+    };
+    let (Some(mut merged), Some(wanted)) = (existing.and_then(auths), auths(desired)) else {
+        return desired.clone();
+    };
+    if merged.keys().all(|registry| wanted.contains_key(registry)) {
+        return desired.clone();
+    }
+    merged.extend(wanted);
+    let mut secret = desired.clone();
+    let bytes = serde_json::to_vec(&json!({ "auths": merged })).expect("JSON value serializes");
+    secret.data = Some(BTreeMap::from([(
+        ".dockerconfigjson".to_string(),
+        ByteString(bytes),
+    )]));
+    secret
+}
+
 impl Cluster {
+    /// The Secret as stored, if it exists.
+    pub async fn get_pull_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Secret>, Error> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        self.bounded(async {
+            api.get_opt(name).await.map_err(|err| {
+                errors::map(
+                    self,
+                    &Attempt {
+                        verb: "get",
+                        resource: "secrets",
+                        namespace: Some(namespace),
+                        name: Some(name),
+                    },
+                    Failure::from(err),
+                )
+            })
+        })
+        .await
+    }
+
     /// Creates or updates the pull Secret (server-side apply, same field manager as the plugin).
     pub async fn apply_pull_secret(
         &self,
@@ -141,5 +193,54 @@ mod tests {
         let secret = secret("ctx-pull", "demo", "127.0.0.1:5000", &credential);
         assert_eq!(secret.type_.as_deref(), Some(SECRET_TYPE));
         assert!(!format!("{credential:?}").contains("p4ss"));
+    }
+
+    fn registries(secret: &Secret) -> Vec<String> {
+        let bytes = &secret.data.as_ref().unwrap()[".dockerconfigjson"].0;
+        let value: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        value["auths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn the_old_registry_stays_until_the_plugin_has_moved() {
+        let old = secret(
+            "p",
+            "demo",
+            "old:5000",
+            &RegistryCredential::IdentityToken("t1".into()),
+        );
+        let new = secret(
+            "p",
+            "demo",
+            "new:5000",
+            &RegistryCredential::IdentityToken("t2".into()),
+        );
+        let first = transitional(Some(&old), &new);
+        assert_eq!(registries(&first), ["new:5000", "old:5000"]);
+        // The new registry's entry is the new one, the old one's is kept byte for byte.
+        let bytes = &first.data.as_ref().unwrap()[".dockerconfigjson"].0;
+        let value: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        assert_eq!(value["auths"]["new:5000"]["identitytoken"], "t2");
+        assert_eq!(value["auths"]["old:5000"]["identitytoken"], "t1");
+        // Same registry, no Secret yet, or an unreadable one: nothing to keep.
+        let renewed = secret(
+            "p",
+            "demo",
+            "old:5000",
+            &RegistryCredential::IdentityToken("t3".into()),
+        );
+        assert_eq!(transitional(Some(&old), &renewed), renewed);
+        assert_eq!(transitional(None, &new), new);
+        let mut broken = old.clone();
+        broken.data = Some(BTreeMap::from([(
+            ".dockerconfigjson".into(),
+            ByteString(b"{".to_vec()),
+        )]));
+        assert_eq!(transitional(Some(&broken), &new), new);
     }
 }

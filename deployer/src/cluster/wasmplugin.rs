@@ -58,13 +58,27 @@ pub fn next_history(
     live: Option<&DynamicObject>,
     manifest: &WasmPluginManifest,
     now: &str,
-) -> Result<History, crate::plugin::Error> {
+) -> History {
     let annotation = live
         .and_then(|o| o.metadata.annotations.as_ref())
         .and_then(|a| a.get(history::ANNOTATION));
-    let mut history = History::parse(&manifest.metadata.name, annotation.map(String::as_str))?;
+    // History is a convenience for rollback: an unreadable one is started afresh rather than
+    // failing the apply.
+    let (mut history, _unreadable) =
+        History::recover(&manifest.metadata.name, annotation.map(String::as_str));
     history.record(&manifest.spec, now);
-    Ok(history)
+    history
+}
+
+/// Writes of the plugin tried when other writers keep moving its resourceVersion: each round
+/// lets at least one writer through, so this many concurrent applies all land.
+const MAX_WRITE_ATTEMPTS: u32 = 10;
+
+/// The API server's answer to a resourceVersion precondition that no longer holds (a write in
+/// between), as opposed to a field-manager conflict, which is also a 409.
+fn is_stale_write(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(status)
+        if status.code == 409 && status.message.contains("the object has been modified"))
 }
 
 pub fn history_of(object: &DynamicObject) -> Result<History, crate::plugin::Error> {
@@ -166,28 +180,49 @@ impl Cluster {
             .as_deref()
             .unwrap_or(&self.default_namespace);
         let name = manifest.metadata.name.as_str();
-        let live = self.get_plugin(namespace, name).await?;
-        let now = k8s_openapi::jiff::Timestamp::now().to_string();
-        let history = next_history(live.as_ref(), manifest, &now).map_err(|err| Error::Decode {
-            context: self.context.clone(),
-            message: err.to_string(),
-        })?;
-        let mut body = manifest.clone();
-        body.metadata.namespace = Some(namespace.to_string());
-        body.metadata
-            .annotations
-            .insert(history::ANNOTATION.into(), history.to_annotation());
         let mut params = PatchParams::apply(FIELD_MANAGER);
         params.force = force;
         params.dry_run = dry_run == DryRun::Server;
-        let mut object = self
-            .bounded(async {
-                self.plugins(Some(namespace))
-                    .patch(name, &params, &Patch::Apply(&body))
-                    .await
-                    .map_err(|err| self.fail("patch", Some(namespace), Some(name), err))
-            })
-            .await?;
+        // The history is read, extended and written back: two applies at once would both
+        // extend the same revision list and the later write would drop the other's revision.
+        // The live resourceVersion is sent as a precondition, so the API server refuses the
+        // write when someone wrote in between; then the history is read again.
+        let mut attempt = 1;
+        let (live, history, mut object) = loop {
+            let live = self.get_plugin(namespace, name).await?;
+            let now = k8s_openapi::jiff::Timestamp::now().to_string();
+            let history = next_history(live.as_ref(), manifest, &now);
+            let mut body = manifest.clone();
+            body.metadata.namespace = Some(namespace.to_string());
+            body.metadata
+                .annotations
+                .insert(history::ANNOTATION.into(), history.to_annotation());
+            let mut body = serde_json::to_value(&body).expect("a manifest serializes to JSON");
+            if let Some(version) = live
+                .as_ref()
+                .and_then(|object| object.metadata.resource_version.as_deref())
+            {
+                body["metadata"]["resourceVersion"] = serde_json::json!(version);
+            }
+            let written = self
+                .bounded(async {
+                    Ok(self
+                        .plugins(Some(namespace))
+                        .patch(name, &params, &Patch::Apply(&body))
+                        .await)
+                })
+                .await?;
+            match written {
+                Ok(object) => break (live, history, object),
+                Err(err) if is_stale_write(&err) && attempt < MAX_WRITE_ATTEMPTS => {
+                    // Writers that collided retry at different moments, or they collide again.
+                    let jitter = u64::from(std::process::id() % 7 + attempt) * 15;
+                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                    attempt += 1;
+                }
+                Err(err) => return Err(self.fail("patch", Some(namespace), Some(name), err)),
+            }
+        };
         let outcome = match &live {
             None => Outcome::Created,
             Some(before) if dry_run == DryRun::Off => {

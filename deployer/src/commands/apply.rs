@@ -165,21 +165,42 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut failures = 0;
     for (cluster, manifest) in &plans {
         let outcome = async {
-            if let Some(secret) = pull_secret_for(&credential, cluster, manifest) {
-                let secret_name = secret.metadata.name.clone().unwrap_or_default();
-                cluster
+            let Some(secret) = pull_secret_for(&credential, cluster, manifest) else {
+                return cluster
+                    .apply_plugin(manifest, args.force_conflicts, dry_run)
+                    .await;
+            };
+            let secret_name = secret.metadata.name.clone().unwrap_or_default();
+            let namespace = secret.metadata.namespace.clone().unwrap_or_default();
+            // Until the plugin has moved to the new image, the Secret keeps the registries it
+            // already had: a failed plugin write then leaves the old plugin able to pull.
+            let existing = cluster.get_pull_secret(&namespace, &secret_name).await?;
+            let first = pull_secret::transitional(existing.as_ref(), &secret);
+            cluster
+                .apply_pull_secret(&first, args.force_conflicts, dry_run)
+                .await?;
+            if args.output.is_none() {
+                println!(
+                    "secret/{secret_name} applied ({SECRET_NOTE}{})",
+                    context_note(&plans, cluster)
+                );
+            }
+            let applied = cluster
+                .apply_plugin(manifest, args.force_conflicts, dry_run)
+                .await?;
+            if first != secret {
+                // The plugin has moved; a failure here leaves an extra registry entry, which
+                // pulls nothing, so the apply stands and the user is told.
+                if let Err(err) = cluster
                     .apply_pull_secret(&secret, args.force_conflicts, dry_run)
-                    .await?;
-                if args.output.is_none() {
-                    println!(
-                        "secret/{secret_name} applied ({SECRET_NOTE}{})",
-                        context_note(&plans, cluster)
+                    .await
+                {
+                    eprintln!(
+                        "warning: secret/{secret_name} still holds the previous registry's entry: {err}"
                     );
                 }
             }
-            cluster
-                .apply_plugin(manifest, args.force_conflicts, dry_run)
-                .await
+            Ok(applied)
         }
         .await;
         match outcome {
@@ -310,7 +331,9 @@ fn docker_config_credential(draft: &Draft) -> anyhow::Result<(String, RegistryCr
 pub fn print_value(value: &serde_json::Value, format: ObjectFormat) -> anyhow::Result<()> {
     match format {
         ObjectFormat::Json => println!("{}", serde_json::to_string_pretty(value)?),
-        ObjectFormat::Yaml => print!("{}", serde_yaml::to_string(value)?),
+        // Not serde_yaml: its plain `yes`/`on`/`1_000` read back as booleans and numbers in
+        // kubectl and helm (YAML 1.1), so the file would not be what apply sends.
+        ObjectFormat::Yaml => print!("{}", deployer::output::yaml::to_string(value)),
     }
     Ok(())
 }

@@ -43,6 +43,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(file) => file,
         None => default_module().await?,
     };
+    // By its size first: a module over Istio's limit is refused without reading it whole.
+    let size = std::fs::metadata(&file)
+        .with_context(|| format!("cannot read module {}", file.display()))?
+        .len();
+    oci::istio::check_module_size(size)
+        .with_context(|| format!("refusing to push {}", file.display()))?;
     let module =
         std::fs::read(&file).with_context(|| format!("cannot read module {}", file.display()))?;
     let report = deployer::module::inspect(&module);

@@ -8,6 +8,9 @@ use sha2::{Digest, Sha256};
 use crate::oci::istio::MAX_MODULE_BYTES;
 use crate::oci::{self, Transport};
 
+/// The whole download, like the agent's (a module is up to 256 MiB).
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// The module at an http(s) `url` and the checksum Istio compares with `sha256` (the sha256 of
 /// the module after unboxing), fetched with the registry flags' TLS settings (`--ca-file`,
 /// `--insecure`) and Istio's 256 MiB cap; or the agent's own wording of why it could not be.
@@ -25,10 +28,11 @@ async fn http_get(url: &str, transport: &Transport) -> Result<Vec<u8>, String> {
         plain_http: false,
         ..transport.clone()
     };
-    let client = oci::transport::http_client(&transport).map_err(|err| err.to_string())?;
+    let client =
+        oci::transport::http_client(&transport, DOWNLOAD_TIMEOUT).map_err(|err| err.to_string())?;
     let mut response = client
         .get(url)
-        .timeout(Duration::from_secs(120))
+        .timeout(DOWNLOAD_TIMEOUT)
         .send()
         .await
         .map_err(|err| {

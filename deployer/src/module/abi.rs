@@ -16,9 +16,6 @@ pub const ABI_MARKER_PREFIX: &str = "proxy_abi_version_";
 pub const HOST_MODULE: &str = "env";
 pub const WASI_MODULES: &[&str] = &["wasi_snapshot_preview1", "wasi_unstable"];
 
-/// Non-`proxy_` functions the host registers under `env` (emscripten/pthread shims).
-pub const ENV_SHIMS: &[&str] = &["pthread_equal", "emscripten_notify_memory_growth"];
-
 /// A function the host may call, with its signature in i32 words (wasm32 pointers and sizes).
 pub struct Callback {
     pub name: &'static str,

@@ -5,8 +5,8 @@ use wasmparser::{
     Validator, WasmFeatures, types::Types,
 };
 
-use super::abi;
 use super::report::{Export, Import, Problem, Report};
+use super::{abi, host};
 
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
 
@@ -290,24 +290,52 @@ fn apply_host_rules(report: &mut Report) {
     report.problems.extend(bad_signatures);
 
     for import in &report.imports {
-        let linkable_kind = matches!(import.kind, "func" | "memory" | "table");
-        let known_module = import.module == abi::HOST_MODULE
-            || abi::WASI_MODULES.contains(&import.module.as_str());
-        if !linkable_kind || (import.kind == "func" && !known_module) {
-            report.problems.push(Problem::UnsupportedImport {
+        match import.kind {
+            // Envoy creates the memory or table the module asks for.
+            "memory" | "table" => {}
+            "func" => {
+                let found = import.signature.clone().unwrap_or_else(|| "unknown".into());
+                match host::lookup(&import.module, &import.name, report.abi_version.as_deref()) {
+                    host::Lookup::Provided(expected) if expected != found => {
+                        report.problems.push(Problem::ImportSignature {
+                            module: import.module.clone(),
+                            name: import.name.clone(),
+                            expected,
+                            found,
+                        });
+                    }
+                    host::Lookup::Provided(_) => {}
+                    host::Lookup::OtherAbi(versions) => {
+                        report.problems.push(Problem::MissingHostFunction {
+                            module: import.module.clone(),
+                            name: import.name.clone(),
+                            note: format!(
+                                " (Envoy provides it only to modules of ABI {}; this one declares {})",
+                                versions.join(", "),
+                                report.abi_version.as_deref().unwrap_or("none")
+                            ),
+                        });
+                    }
+                    host::Lookup::Missing if known_module(&import.module) => {
+                        report.problems.push(Problem::MissingHostFunction {
+                            module: import.module.clone(),
+                            name: import.name.clone(),
+                            note: String::new(),
+                        });
+                    }
+                    host::Lookup::Missing => report.problems.push(Problem::UnsupportedImport {
+                        module: import.module.clone(),
+                        name: import.name.clone(),
+                        kind: import.kind,
+                    }),
+                }
+            }
+            // Globals and tags: the V8 runtime links neither.
+            _ => report.problems.push(Problem::UnsupportedImport {
                 module: import.module.clone(),
                 name: import.name.clone(),
                 kind: import.kind,
-            });
-        } else if import.kind == "func"
-            && import.module == abi::HOST_MODULE
-            && !import.name.starts_with("proxy_")
-            && !abi::ENV_SHIMS.contains(&import.name.as_str())
-        {
-            report.warnings.push(format!(
-                "imports env.{}, which is not a proxy-wasm host function: Envoy fails with \"missing import\" unless it provides it",
-                import.name
-            ));
+            }),
         }
     }
 
@@ -338,4 +366,8 @@ fn apply_host_rules(report: &mut Report) {
             _ => abi::other_meaning(&export.name, export.kind),
         };
     }
+}
+
+fn known_module(module: &str) -> bool {
+    module == abi::HOST_MODULE || abi::WASI_MODULES.contains(&module)
 }

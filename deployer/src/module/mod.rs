@@ -3,9 +3,10 @@
 //!
 //! The rules follow proxy-wasm-cpp-host (src/wasm.cc, src/v8/v8.cc): an ABI marker export,
 //! an allocator export, a memory, callbacks with the signatures the host calls them with, and
-//! imports only from `env` and WASI.
+//! only function imports the host registers, with the host's signatures (`host`).
 mod abi;
 mod analyze;
+pub mod host;
 mod report;
 
 use std::path::{Path, PathBuf};

@@ -86,6 +86,19 @@ pub enum Problem {
         name: String,
         kind: &'static str,
     },
+    /// A function import from `env` or WASI that Envoy does not register.
+    MissingHostFunction {
+        module: String,
+        name: String,
+        note: String,
+    },
+    /// A host function imported with another type than Envoy gives it.
+    ImportSignature {
+        module: String,
+        name: String,
+        expected: String,
+        found: String,
+    },
 }
 
 impl Problem {
@@ -104,6 +117,8 @@ impl Problem {
             Problem::NoMemory => "no_memory",
             Problem::BadSignature { .. } => "bad_signature",
             Problem::UnsupportedImport { .. } => "unsupported_import",
+            Problem::MissingHostFunction { .. } => "missing_host_function",
+            Problem::ImportSignature { .. } => "import_signature",
         }
     }
 }
@@ -183,6 +198,19 @@ impl fmt::Display for Problem {
                 };
                 write!(f, "imports {kind} {module}.{name}: {hint}")
             }
+            Problem::MissingHostFunction { module, name, note } => write!(
+                f,
+                "imports {module}.{name}, which Envoy does not provide{note} (Envoy: \"Failed to load Wasm module due to a missing import\")"
+            ),
+            Problem::ImportSignature {
+                module,
+                name,
+                expected,
+                found,
+            } => write!(
+                f,
+                "imports {module}.{name} as {found}, but Envoy provides it as {expected} (Envoy: \"import type mismatch\")"
+            ),
         }
     }
 }

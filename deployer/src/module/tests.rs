@@ -193,16 +193,98 @@ fn imports_outside_env_and_wasi_are_refused() {
     );
 }
 
+/// Envoy links imports by exact name and type: anything it does not register, under `env`
+/// or WASI, fails the module, however plausible the name.
 #[test]
-fn non_proxy_env_imports_are_warned_about() {
-    let report = variant(r#""env" "proxy_log""#, r#""env" "__cxa_throw""#);
-    assert!(report.loadable());
-    assert_eq!(report.warnings.len(), 1);
-    assert!(
-        report.warnings[0].contains("env.__cxa_throw"),
-        "{}",
-        report.warnings[0]
+fn imports_envoy_does_not_provide_are_refused() {
+    for replacement in [
+        r#""env" "proxy_loX""#,
+        r#""env" "__cxa_throw""#,
+        r#""wasi_snapshot_preview1" "fd_write_v2""#,
+        r#""wasi_unstable" "sock_open""#,
+    ] {
+        let report = variant(r#""env" "proxy_log""#, replacement);
+        assert_eq!(codes(&report), ["missing_host_function"], "{replacement}");
+        assert!(!report.loadable());
+        assert!(
+            report.problems[0].to_string().contains("missing import"),
+            "{}",
+            report.problems[0]
+        );
+    }
+}
+
+#[test]
+fn host_functions_with_another_type_are_refused() {
+    // proxy_log is (i32, i32, i32) -> (i32); fd_write (i32, i32, i32, i32) -> (i32).
+    for (name, import) in [
+        (
+            "env.proxy_log",
+            r#"(import "env" "proxy_log" (func $log (param i32 i32) (result i32)))"#,
+        ),
+        (
+            "env.proxy_log",
+            r#"(import "env" "proxy_log" (func $log (param i32 i32 i32)))"#,
+        ),
+        (
+            "env.proxy_log",
+            r#"(import "env" "proxy_log" (func $log (param i32 i32 i64) (result i32)))"#,
+        ),
+    ] {
+        let module = LOADABLE.replace(
+            r#"(import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))"#,
+            import,
+        );
+        let report = super::inspect(&wat(&module));
+        assert_eq!(codes(&report), ["import_signature"], "{import}");
+        let message = report.problems[0].to_string();
+        assert!(
+            message.contains(name) && message.contains("(i32, i32, i32) -> (i32)"),
+            "{message}"
+        );
+    }
+    let wasi = variant(
+        r#""wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))"#,
+        r#""wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i64))"#,
     );
+    assert_eq!(codes(&wasi), ["import_signature"]);
+}
+
+#[test]
+fn abi_specific_host_functions_follow_the_abi() {
+    let with = |import: &str| {
+        LOADABLE.replace(
+            "(module",
+            &format!("(module (import \"env\" \"{import}\" (func (param i32) (result i32)))"),
+        )
+    };
+    // LOADABLE declares ABI 0.2.1: proxy_get_log_level is there, 0.1.0's get_configuration not.
+    assert!(super::inspect(&wat(&with("proxy_get_log_level"))).loadable());
+    let report = super::inspect(&wat(&with("proxy_continue_stream")));
+    assert!(report.loadable(), "{:?}", codes(&report));
+    let old = LOADABLE
+        .replace("proxy_abi_version_0_2_1", "proxy_abi_version_0_2_0")
+        .replace(
+            "(module",
+            r#"(module (import "env" "proxy_get_log_level" (func (param i32) (result i32)))"#,
+        );
+    let report = super::inspect(&wat(&old));
+    assert_eq!(codes(&report), ["missing_host_function"]);
+    assert!(
+        report.problems[0]
+            .to_string()
+            .contains("only to modules of ABI 0.2.1")
+    );
+}
+
+#[test]
+fn emscripten_shims_are_linked() {
+    let module = LOADABLE.replace(
+        "(module",
+        r#"(module (import "env" "emscripten_notify_memory_growth" (func (param i32))) (import "env" "pthread_equal" (func (param i32 i32) (result i32)))"#,
+    );
+    let report = super::inspect(&wat(&module));
+    assert!(report.loadable(), "{:?}", codes(&report));
 }
 
 #[test]

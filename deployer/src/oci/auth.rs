@@ -3,12 +3,14 @@
 //! `credHelpers` entry for the registry, else `credsStore`, else the `auths` entry. Secrets live
 //! in [`Secret`], whose Debug and Display never show the value.
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde::Deserialize;
+use serde_json::Value;
 
 use super::Error;
 
@@ -68,29 +70,127 @@ impl Resolved {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default)]
 struct DockerConfig {
-    #[serde(default)]
     auths: BTreeMap<String, AuthEntry>,
-    #[serde(default)]
     creds_store: Option<String>,
-    #[serde(default)]
     cred_helpers: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 struct AuthEntry {
-    #[serde(default)]
     auth: Option<String>,
-    #[serde(default)]
     username: Option<String>,
-    #[serde(default)]
     password: Option<String>,
-    #[serde(default)]
     identitytoken: Option<String>,
-    #[serde(default)]
     registrytoken: Option<String>,
+}
+
+/// Parses a docker config by hand instead of with a derived `Deserialize`: serde's type errors
+/// quote the offending value (`invalid type: string "dXNlcjpw..."`), and in a docker config the
+/// offending value is usually the credential. Every error here names the field and the JSON
+/// type found, never a value.
+fn parse_docker_config(bytes: &[u8]) -> Result<DockerConfig, String> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|err| {
+        // Syntax errors describe the grammar (`expected `,` or `}``), not the input; other
+        // categories are not produced when parsing into a Value, but only the position is
+        // safe to show for anything unexpected.
+        let what = match err.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                let text = err.to_string();
+                let cut = text.find(" at line ").unwrap_or(text.len());
+                text[..cut].to_string()
+            }
+            _ => "unreadable".to_string(),
+        };
+        format!(
+            "not valid JSON: {what} (line {}, column {})",
+            err.line(),
+            err.column()
+        )
+    })?;
+    let Value::Object(root) = value else {
+        return Err(format!(
+            "the document is {}, expected a JSON object like {{\"auths\": {{...}}}}",
+            json_kind(&value)
+        ));
+    };
+    let mut config = DockerConfig::default();
+    match root.get("auths") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(auths)) => {
+            for (key, entry) in auths {
+                config.auths.insert(key.clone(), auth_entry(key, entry)?);
+            }
+        }
+        Some(other) => {
+            return Err(format!(
+                "`auths` is {}, expected an object of registry entries",
+                json_kind(other)
+            ));
+        }
+    }
+    config.creds_store = optional_string(root.get("credsStore"), "`credsStore`")?;
+    match root.get("credHelpers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(helpers)) => {
+            for (registry, helper) in helpers {
+                let field = format!("`credHelpers` entry \"{registry}\"");
+                if let Some(helper) = optional_string(Some(helper), &field)? {
+                    config.cred_helpers.insert(registry.clone(), helper);
+                }
+            }
+        }
+        Some(other) => {
+            return Err(format!(
+                "`credHelpers` is {}, expected an object of registry: helper name",
+                json_kind(other)
+            ));
+        }
+    }
+    Ok(config)
+}
+
+fn auth_entry(key: &str, value: &Value) -> Result<AuthEntry, String> {
+    let Value::Object(fields) = value else {
+        return Err(format!(
+            "`auths` entry \"{key}\" is {}, expected an object like {{\"auth\": \"<base64 of user:password>\"}}",
+            json_kind(value)
+        ));
+    };
+    let field = |name: &str| {
+        optional_string(
+            fields.get(name),
+            &format!("`auths` entry \"{key}\": field `{name}`"),
+        )
+    };
+    Ok(AuthEntry {
+        auth: field("auth")?,
+        username: field("username")?,
+        password: field("password")?,
+        identitytoken: field("identitytoken")?,
+        registrytoken: field("registrytoken")?,
+    })
+}
+
+/// A string field that may be absent or null; anything else is an error naming only its type.
+fn optional_string(value: Option<&Value>, what: &str) -> Result<Option<String>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(other) => Err(format!("{what} is {}, expected a string", json_kind(other))),
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
@@ -126,9 +226,13 @@ fn normalise_key(key: &str) -> &str {
 
 /// Looks the registry up in the docker config; anonymous when nothing is configured.
 pub fn from_docker_config(registry: &str) -> Result<Resolved, Error> {
-    let Some(path) = docker_config_path() else {
-        return Ok(Resolved::default());
-    };
+    match docker_config_path() {
+        Some(path) => from_docker_config_at(path, registry),
+        None => Ok(Resolved::default()),
+    }
+}
+
+fn from_docker_config_at(path: PathBuf, registry: &str) -> Result<Resolved, Error> {
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Resolved::default()),
@@ -139,9 +243,9 @@ pub fn from_docker_config(registry: &str) -> Result<Resolved, Error> {
             });
         }
     };
-    let config: DockerConfig = serde_json::from_str(&text).map_err(|err| Error::DockerConfig {
+    let config = parse_docker_config(text.as_bytes()).map_err(|message| Error::DockerConfig {
         path: path.clone(),
-        message: format!("not valid JSON: {err}"),
+        message,
     })?;
     let keys = config_keys(registry);
     let helper = keys
@@ -191,13 +295,7 @@ pub fn from_docker_config_json(
     bytes: &[u8],
     registry: &str,
 ) -> Result<Option<Credentials>, String> {
-    let config: DockerConfig = serde_json::from_slice(bytes).map_err(|err| {
-        format!(
-            "not a docker config JSON (line {}, column {})",
-            err.line(),
-            err.column()
-        )
-    })?;
+    let config = parse_docker_config(bytes)?;
     let entry = config_keys(registry).iter().find_map(|key| {
         config
             .auths
@@ -244,6 +342,50 @@ fn entry_credentials(entry: &AuthEntry) -> Result<Credentials, String> {
     }
 }
 
+/// How long a credential helper may take. Helpers may unlock a keyring and prompt for it, so
+/// this is longer than a registry request, but a helper that never exits must not hang the CLI.
+pub const HELPER_TIMEOUT: Duration = Duration::from_secs(60);
+
+enum HelperWait {
+    TimedOut,
+    Io(std::io::Error),
+}
+
+/// `wait_with_output` with a deadline: the pipes are drained on their own threads (a chatty
+/// helper cannot block on a full pipe) while the child is polled; past the deadline it is killed.
+fn wait_bounded(mut child: Child, timeout: Duration) -> Result<Output, HelperWait> {
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                // A read error leaves what was read; the exit status decides anyway.
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait().map_err(HelperWait::Io)? {
+            Some(status) => break status,
+            None if Instant::now() >= deadline => {
+                // Already exited or unkillable: either way we stop waiting for it.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(HelperWait::TimedOut);
+            }
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct HelperAnswer {
@@ -255,13 +397,34 @@ struct HelperAnswer {
 /// Runs `docker-credential-<helper> get` (the docker-credential-helpers protocol: server url on
 /// stdin, JSON on stdout). `None` when the helper has nothing for this registry.
 fn run_helper(helper: &str, server: &str) -> Result<Option<Credentials>, Error> {
+    run_helper_at(None, helper, server, HELPER_TIMEOUT)
+}
+
+#[cfg(test)]
+fn run_helper_in(
+    dir: &std::path::Path,
+    helper: &str,
+    server: &str,
+    timeout: Duration,
+) -> Result<Option<Credentials>, Error> {
+    run_helper_at(Some(dir), helper, server, timeout)
+}
+
+/// `dir`: where the helper program is (tests); `None` looks it up on PATH like docker.
+fn run_helper_at(
+    dir: Option<&std::path::Path>,
+    helper: &str,
+    server: &str,
+    timeout: Duration,
+) -> Result<Option<Credentials>, Error> {
     let program = format!("docker-credential-{helper}");
+    let executable = dir.map_or_else(|| PathBuf::from(&program), |dir| dir.join(&program));
     let fail = |message: String| Error::CredentialHelper {
         helper: helper.to_string(),
         registry: server.to_string(),
         message,
     };
-    let mut child = Command::new(&program)
+    let mut child = Command::new(&executable)
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -272,19 +435,24 @@ fn run_helper(helper: &str, server: &str) -> Result<Option<Credentials>, Error> 
         // A helper that exits without reading stdin is its business; its answer decides.
         let _ = stdin.write_all(server.as_bytes());
     }
-    let output = child
-        .wait_with_output()
-        .map_err(|err| fail(err.to_string()))?;
+    let output = wait_bounded(child, timeout).map_err(|err| match err {
+        HelperWait::TimedOut => fail(format!(
+            "did not answer within {:.1} s (stopped); run `echo {server} | {program} get` to see what it waits for",
+            timeout.as_secs_f64()
+        )),
+        HelperWait::Io(err) => fail(err.to_string()),
+    })?;
     if !output.status.success() {
         let said = String::from_utf8_lossy(&output.stdout).to_string()
             + &String::from_utf8_lossy(&output.stderr);
         if said.to_ascii_lowercase().contains("credentials not found") {
             return Ok(None);
         }
+        // What a failing helper prints is not shown: helpers echo their store's answer, which
+        // can hold the very secret (or another registry's). The user can run it by hand.
         return Err(fail(format!(
-            "exited with {}: {}",
-            output.status,
-            said.trim()
+            "exited with {} (its output is not shown, as it may hold credentials; run `echo {server} | {program} get` to see it)",
+            output.status
         )));
     }
     let answer: HelperAnswer = serde_json::from_slice(&output.stdout)
@@ -355,6 +523,161 @@ mod tests {
         assert_eq!(from_docker_config_json(bytes, "other:5000").unwrap(), None);
         let err = from_docker_config_json(b"{\"auths\": p4ss", "r").unwrap_err();
         assert!(!err.contains("p4ss"), "{err}");
+    }
+
+    const CANARY: &str = "c4nary-S3cret";
+    const NUMERIC_CANARY: &str = "918273645501";
+
+    /// Docker configs with a secret-looking value of every JSON type in every place a
+    /// credential or helper name lives, plus syntax errors right next to one.
+    fn hostile_configs() -> Vec<String> {
+        let base64_canary =
+            base64::engine::general_purpose::STANDARD.encode(format!("user:{CANARY}"));
+        let values = [
+            format!("\"{CANARY}\""),
+            format!("\"{base64_canary}\""),
+            NUMERIC_CANARY.to_string(),
+            format!("[\"{CANARY}\"]"),
+            format!("{{\"x\": \"{CANARY}\"}}"),
+            "true".to_string(),
+        ];
+        let mut configs = Vec::new();
+        for value in &values {
+            configs.push(format!("{{\"auths\": {{\"reg\": {value}}}}}"));
+            configs.push(format!("{{\"auths\": {value}}}"));
+            configs.push(value.clone());
+            for field in [
+                "auth",
+                "username",
+                "password",
+                "identitytoken",
+                "registrytoken",
+            ] {
+                // A string user name is a user name (shown as such), not a malformed secret.
+                if field == "username" && value.starts_with('"') {
+                    continue;
+                }
+                configs.push(format!(
+                    "{{\"auths\": {{\"reg\": {{\"username\": \"u\", \"{field}\": {value}}}}}}}"
+                ));
+            }
+            // A helper's name is a program name, shown as such; only other types are errors.
+            if !value.starts_with('"') {
+                configs.push(format!("{{\"credsStore\": {value}}}"));
+                configs.push(format!("{{\"credHelpers\": {{\"reg\": {value}}}}}"));
+            }
+            configs.push(format!("{{\"credHelpers\": {value}}}"));
+        }
+        configs.push(format!(
+            "{{\"auths\": {{\"reg\": {{\"password\": {CANARY}}}}}}}"
+        ));
+        configs.push(format!(
+            "{{\"auths\": {{\"reg\": {{\"auth\": \"{base64_canary}"
+        ));
+        configs.push(format!("{{\"auths\": {{\"reg\": \"{CANARY}\" \"x\"}}}}"));
+        configs.push(format!(
+            "{{\"auths\": {{\"reg\": {{\"password\": \"{CANARY}\u{1}\"}}}}}}"
+        ));
+        configs
+    }
+
+    fn assert_no_canary(what: &str, config: &str) {
+        for secret in [CANARY, NUMERIC_CANARY] {
+            assert!(
+                !what.contains(secret),
+                "the error quotes the secret\nconfig: {config}\nerror: {what}"
+            );
+        }
+        let base64_canary =
+            base64::engine::general_purpose::STANDARD.encode(format!("user:{CANARY}"));
+        assert!(!what.contains(&base64_canary), "{what}");
+    }
+
+    #[test]
+    fn malformed_docker_configs_never_quote_their_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let mut refused = 0;
+        for config in hostile_configs() {
+            std::fs::write(&path, &config).unwrap();
+            if let Err(err) = from_docker_config_at(path.clone(), "reg") {
+                assert_no_canary(&err.to_string(), &config);
+                assert!(
+                    err.to_string().contains("config.json"),
+                    "the error names the file: {err}"
+                );
+                refused += 1;
+            }
+            if let Err(err) = from_docker_config_json(config.as_bytes(), "reg") {
+                assert_no_canary(&err, &config);
+            }
+        }
+        // Nearly every hostile config is malformed; the few accepted are well-formed entries.
+        assert!(refused >= 40, "only {refused} refused");
+    }
+
+    #[test]
+    fn malformed_entries_are_named() {
+        let err =
+            parse_docker_config(br#"{"auths": {"reg.example": "dXNlcjpwYXNz"}}"#).unwrap_err();
+        assert_eq!(
+            err,
+            "`auths` entry \"reg.example\" is a string, expected an object like {\"auth\": \"<base64 of user:password>\"}"
+        );
+        let err = parse_docker_config(br#"{"auths": {"r": {"username": "u", "password": 1234}}}"#)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "`auths` entry \"r\": field `password` is a number, expected a string"
+        );
+        // Fields docker writes that this tool does not use are not errors.
+        let config = parse_docker_config(
+            br#"{"auths": {"r": {"auth": "dTpw", "email": 1}}, "HttpHeaders": {}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.auths["r"].auth.as_deref(), Some("dTpw"));
+    }
+
+    #[cfg(unix)]
+    fn helper_dir(script: &str) -> tempfile::TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("docker-credential-canary");
+        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        dir
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn failing_helpers_do_not_echo_their_output() {
+        for script in [
+            format!("echo \"store said: password={CANARY}\" >&2; exit 1"),
+            format!("echo '{{\"Username\": \"u\", \"Secret\": {NUMERIC_CANARY}}}'"),
+            format!("echo \"{CANARY}\"; exit 3"),
+        ] {
+            let dir = helper_dir(&script);
+            let err = run_helper_in(dir.path(), "canary", "reg", HELPER_TIMEOUT).unwrap_err();
+            let text = err.to_string();
+            assert_no_canary(&text, &script);
+            assert!(text.contains("docker-credential-canary"), "{text}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_helper_that_never_answers_is_stopped() {
+        let dir = helper_dir("exec sleep 30");
+        let started = Instant::now();
+        let err = run_helper_in(dir.path(), "canary", "reg", Duration::from_millis(300))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(err.contains("did not answer within"), "{err}");
     }
 
     #[test]

@@ -12,6 +12,11 @@ pub enum Error {
     #[error("`{path}` is not a wasm module: {reason}")]
     NotWasm { path: String, reason: String },
 
+    #[error(
+        "the module is {size} bytes, over Istio's {limit_mib} MiB limit: Istio's agent would refuse to fetch it (nothing was sent)"
+    )]
+    ModuleTooLarge { size: u64, limit_mib: u64 },
+
     #[error("cannot read the CA file {path}: {message}")]
     CaFile { path: PathBuf, message: String },
 
@@ -59,6 +64,16 @@ pub enum Error {
         attempts: u32,
         message: String,
         hint: String,
+    },
+
+    #[error(
+        "registry {registry} did not answer within {timeout} ({attempts} attempt(s), {elapsed} in all): it accepts connections but does not respond; check that it is healthy, or raise --timeout for a slow link"
+    )]
+    TimedOut {
+        registry: String,
+        timeout: String,
+        attempts: u32,
+        elapsed: String,
     },
 
     #[error("TLS with registry {registry} failed: {message}{hint}")]

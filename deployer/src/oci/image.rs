@@ -136,6 +136,7 @@ pub fn check_magic(name: &str, module: &[u8]) -> Result<(), Error> {
 
 pub fn package(module: &[u8], format: Format, metadata: &Metadata) -> Result<Image, Error> {
     check_magic(metadata.title.as_deref().unwrap_or(PLUGIN_FILE), module)?;
+    super::istio::check_module_size(module.len() as u64)?;
     match format {
         Format::Compat => compat(module, metadata),
         Format::Oci => raw(module, metadata),

@@ -7,6 +7,7 @@ use std::io::Read;
 
 use serde::Deserialize;
 
+use super::Error;
 use super::image::{
     DOCKER_LAYER_TAR_GZIP, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_LAYER_TAR_GZIP,
     PLUGIN_FILE, WASM_CONTENT_LAYER, WASM_MAGIC,
@@ -14,6 +15,18 @@ use super::image::{
 
 /// Istio reads at most this much of a module.
 pub const MAX_MODULE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Refuses a module Istio's agent would refuse to fetch (it reads at most
+/// [`MAX_MODULE_BYTES`]), before anything is packaged or uploaded.
+pub fn check_module_size(size: u64) -> Result<(), Error> {
+    if size > MAX_MODULE_BYTES {
+        return Err(Error::ModuleTooLarge {
+            size,
+            limit_mib: MAX_MODULE_BYTES >> 20,
+        });
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
@@ -261,6 +274,18 @@ pub fn check_module(module: &[u8]) -> Result<(), String> {
 mod tests {
     use super::super::image::{Format, Metadata, package};
     use super::*;
+
+    #[test]
+    fn module_size_limit_is_istios() {
+        assert!(check_module_size(MAX_MODULE_BYTES).is_ok());
+        let err = check_module_size(MAX_MODULE_BYTES + 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("268435457 bytes") && err.contains("256 MiB"),
+            "{err}"
+        );
+    }
 
     fn manifest(json: serde_json::Value) -> Manifest {
         serde_json::from_value(json).unwrap()

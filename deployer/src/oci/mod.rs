@@ -12,6 +12,7 @@ mod options;
 mod pull;
 mod push;
 pub mod reference;
+pub mod timeout;
 pub mod transport;
 
 pub use auth::{Credentials, Secret};

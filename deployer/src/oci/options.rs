@@ -49,6 +49,15 @@ pub struct RegistryArgs {
         env = "DEPLOYER_REGISTRY_BACKOFF_MS"
     )]
     pub retry_backoff_ms: u64,
+    /// Seconds one registry request may wait for an answer (and the longest pause while a
+    /// blob streams). With retries a command waits at most attempts x timeout + backoff.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 30,
+        env = "DEPLOYER_REGISTRY_TIMEOUT"
+    )]
+    pub timeout: u64,
 }
 
 impl RegistryArgs {
@@ -85,6 +94,11 @@ impl RegistryArgs {
                 message: "--attempts must be at least 1".into(),
             });
         }
+        if self.timeout == 0 {
+            return Err(Error::Usage {
+                message: "--timeout must be at least 1 (seconds)".into(),
+            });
+        }
         Ok(Options {
             transport: Transport {
                 plain_http: self.plain_http,
@@ -98,6 +112,7 @@ impl RegistryArgs {
             retry: RetryPolicy {
                 attempts: self.attempts,
                 initial_backoff: Duration::from_millis(self.retry_backoff_ms),
+                request_timeout: Duration::from_secs(self.timeout),
                 ..RetryPolicy::default()
             },
         })

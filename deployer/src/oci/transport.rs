@@ -3,7 +3,7 @@
 //! translation of `oci-client` errors into [`Error`] without credentials in any message.
 use std::future::Future;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
@@ -30,6 +30,9 @@ pub struct RetryPolicy {
     pub attempts: u32,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    /// How long one request may wait for the registry: for its answer, and between two reads
+    /// of a body. See [`super::timeout`].
+    pub request_timeout: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -38,6 +41,7 @@ impl Default for RetryPolicy {
             attempts: 4,
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(8),
+            request_timeout: super::timeout::DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }
@@ -87,8 +91,10 @@ impl Session {
             accept_invalid_certificates: options.transport.insecure || options.transport.plain_http,
             extra_root_certificates: certificates,
             use_monolithic_push: true,
-            connect_timeout: Some(Duration::from_secs(10)),
-            read_timeout: Some(Duration::from_secs(120)),
+            connect_timeout: Some(super::timeout::connect_timeout(
+                options.retry.request_timeout,
+            )),
+            read_timeout: Some(options.retry.request_timeout),
             user_agent: concat!("deployer/", env!("CARGO_PKG_VERSION")),
             ..ClientConfig::default()
         };
@@ -97,7 +103,7 @@ impl Session {
             path: ca_path.clone(),
             message: chain(&err),
         })?;
-        let http = http_client(&options.transport)?;
+        let http = http_client(&options.transport, options.retry.request_timeout)?;
         let mut session = Self {
             client,
             http,
@@ -234,6 +240,7 @@ impl Session {
         Fut: Future<Output = Result<T, OciDistributionError>>,
     {
         let policy = self.options.retry;
+        let started = Instant::now();
         let mut attempt = 1;
         loop {
             match operation().await {
@@ -242,7 +249,10 @@ impl Session {
                     tokio::time::sleep(policy.backoff(attempt)).await;
                     attempt += 1;
                 }
-                Err(err) => return Err(self.translate(err, attempt).await),
+                Err(err) => {
+                    let error = self.translate(err, attempt).await;
+                    return Err(super::timeout::with_elapsed(error, started.elapsed()));
+                }
             }
         }
     }
@@ -287,6 +297,13 @@ impl Session {
                         registry,
                         hint: self.tls_hint().await,
                         message,
+                    }
+                } else if request.is_timeout() && !request.is_connect() {
+                    Error::TimedOut {
+                        registry,
+                        timeout: super::timeout::seconds(self.options.retry.request_timeout),
+                        attempts,
+                        elapsed: String::new(),
                     }
                 } else if request.is_connect() || request.is_timeout() {
                     Error::Unreachable {
@@ -379,9 +396,11 @@ impl Session {
             access_token: Option<String>,
             token: Option<String>,
         }
-        let parsed: TokenAnswer = answer.json().await.map_err(|err| Error::Protocol {
+        // Not the decoder's message: serde quotes the offending value, here the token.
+        let parsed: TokenAnswer = answer.json().await.map_err(|_| Error::Protocol {
             registry: registry.clone(),
-            message: chain(&err),
+            message: "the token endpoint's answer is not JSON with a string access_token or token"
+                .into(),
         })?;
         parsed
             .access_token
@@ -418,11 +437,17 @@ fn ca_certificates(transport: &Transport) -> Result<Vec<Certificate>, Error> {
     }])
 }
 
-/// A reqwest client with the registry flags' TLS settings (also for http(s) module urls).
-pub(crate) fn http_client(transport: &Transport) -> Result<reqwest::Client, Error> {
+/// A reqwest client with the registry flags' TLS settings, for the `/v2/` probe, the token
+/// exchange and http(s) module urls: `timeout` bounds each whole request.
+pub(crate) fn http_client(
+    transport: &Transport,
+    timeout: Duration,
+) -> Result<reqwest::Client, Error> {
     let mut builder = reqwest::Client::builder()
         .danger_accept_invalid_certs(transport.insecure)
-        .connect_timeout(Duration::from_secs(10))
+        .connect_timeout(super::timeout::connect_timeout(timeout))
+        .read_timeout(timeout)
+        .timeout(timeout)
         .user_agent(concat!("deployer/", env!("CARGO_PKG_VERSION")));
     if transport.plain_http {
         // No TLS to the registry: skip loading the system roots (see Session::open).
@@ -633,6 +658,7 @@ mod tests {
             attempts: 5,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(300),
+            ..RetryPolicy::default()
         };
         assert_eq!(policy.backoff(1), Duration::from_millis(100));
         assert_eq!(policy.backoff(2), Duration::from_millis(200));

@@ -64,12 +64,25 @@ impl History {
         true
     }
 
+    /// Oldest first, down to nothing: a spec that alone exceeds [`MAX_BYTES`] (a huge
+    /// pluginConfig) is applied but not recorded, since an annotation over the API server's
+    /// limit would fail the apply itself.
     fn trim(&mut self) {
         while self.revisions.len() > MAX_REVISIONS {
             self.revisions.remove(0);
         }
-        while self.revisions.len() > 1 && self.to_annotation().len() > MAX_BYTES {
+        while !self.revisions.is_empty() && self.to_annotation().len() > MAX_BYTES {
             self.revisions.remove(0);
+        }
+    }
+
+    /// The history an apply continues from the live annotation. Never fails: an annotation
+    /// that no longer parses (edited by hand, written by a newer version) is replaced by a
+    /// fresh history instead of blocking every apply of this plugin; the return says so.
+    pub fn recover(name: &str, annotation: Option<&str>) -> (Self, Option<Error>) {
+        match Self::parse(name, annotation) {
+            Ok(history) => (history, None),
+            Err(err) => (Self::default(), Some(err)),
         }
     }
 
@@ -157,8 +170,61 @@ mod tests {
         assert!(h.to_annotation().len() <= MAX_BYTES);
         assert_eq!(h.revisions.len(), 3);
         let mut h = History::default();
+        h.record(&spec("small"), "t");
         h.record(&spec(&"y".repeat(MAX_BYTES + 1)), "t");
-        assert_eq!(h.revisions.len(), 1);
+        assert!(
+            h.revisions.is_empty(),
+            "a spec over the bound is not recorded"
+        );
+    }
+
+    /// Whatever is applied, in whatever order, the annotation stays within the bound and
+    /// keeps the newest revisions that fit.
+    #[test]
+    fn annotation_never_exceeds_the_bound() {
+        let mut h = History::default();
+        let sizes = [
+            10,
+            70_000,
+            5,
+            130_000,
+            60_000,
+            60_000,
+            1,
+            128 * 1024,
+            200,
+            90_000,
+        ];
+        for (i, size) in sizes.iter().cycle().take(40).enumerate() {
+            h.record(
+                &spec(&format!("{i}{}", "z".repeat(*size))),
+                "2026-01-01T00:00:00Z",
+            );
+            let annotation = h.to_annotation();
+            assert!(
+                annotation.len() <= MAX_BYTES,
+                "{} bytes after {i}",
+                annotation.len()
+            );
+            assert!(h.revisions.len() <= MAX_REVISIONS);
+            if let Some(latest) = h.latest() {
+                assert!(
+                    latest.spec.url.starts_with(&i.to_string()),
+                    "the newest is kept"
+                );
+            }
+            let numbers: Vec<u64> = h.revisions.iter().map(|r| r.revision).collect();
+            assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{numbers:?}");
+        }
+    }
+
+    #[test]
+    fn a_corrupt_annotation_does_not_block_applies() {
+        let (h, problem) = History::recover("p", Some("{not json"));
+        assert!(h.revisions.is_empty());
+        assert!(problem.is_some());
+        let (h, problem) = History::recover("p", None);
+        assert!(h.revisions.is_empty() && problem.is_none());
     }
 
     #[test]
