@@ -843,3 +843,84 @@ fn an_http_module_url_is_fetched_and_checked_by_its_bytes() {
         ))
     });
 }
+
+/// The app=web pods of a Deployment, by name, once `count` of them run.
+fn deployment_pods(ns: &Namespace<'_>, count: usize) -> Vec<String> {
+    eventually(&format!("{count} Running pods"), || {
+        let names = kubectl_ok(ns.kubectl().args([
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "--field-selector",
+            "status.phase=Running",
+            "-o",
+            "jsonpath={range .items[?(@.metadata.deletionTimestamp)]}{end}{range .items[*]}{.metadata.name} {end}",
+        ]));
+        let names: Vec<String> = names.split_whitespace().map(str::to_string).collect();
+        if names.len() == count {
+            Ok(names)
+        } else {
+            Err(format!("{names:?}"))
+        }
+    })
+}
+
+#[test]
+fn a_scaled_deployment_gets_a_sidecar_per_pod_and_loses_them_on_scale_down() {
+    let stack = stack();
+    let ns = stack.namespace("mesh-scale");
+    push_and_apply(stack, &ns, &["--selector", "app=web"]);
+    let deployment = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata:\n      labels: {{app: web}}\n      annotations: {{sidecar.istio.io/componentLogLevel: \"wasm:info\"}}\n    spec:\n      containers:\n      - {{name: app, image: example.test/app:1, ports: [{{containerPort: {}}}]}}\n      - {{name: istio-proxy, image: auto}}\n",
+        support::mesh::APP_PORT
+    );
+    let output =
+        support::stack::run_with_stdin(ns.kubectl().args(["apply", "-f", "-"]), &deployment);
+    assert!(output.status.success(), "{:?}", text(&output));
+    deployment_pods(&ns, 1);
+    kubectl_ok(
+        ns.kubectl()
+            .args(["scale", "deployment", "web", "--replicas", "3"]),
+    );
+    let pods = deployment_pods(&ns, 3);
+    let sidecars: Vec<Sidecar> = pods
+        .iter()
+        .map(|pod| loaded_sidecar(stack, &ns, pod))
+        .collect();
+    let ips: std::collections::BTreeSet<&str> = sidecars.iter().map(|s| s.ip.as_str()).collect();
+    assert_eq!(ips.len(), 3, "each pod has its own IP: {ips:?}");
+    for sidecar in &sidecars {
+        assert_eq!(sidecar.get("/"), 200);
+    }
+    let stdout = eventually_logs(stack, &ns, "a line from each of the 3 pods", |stdout| {
+        pods.iter()
+            .all(|pod| new_http_context_lines(stdout, pod).len() == 1)
+    });
+    for pod in &pods {
+        let line = new_http_context_lines(&stdout, pod)[0];
+        assert_istio_format(line, &ns);
+    }
+
+    // Scale down: the deleted pods' sidecars stop (agent and Envoy gone, pod IP off lo).
+    kubectl_ok(
+        ns.kubectl()
+            .args(["scale", "deployment", "web", "--replicas", "1"]),
+    );
+    let kept = deployment_pods(&ns, 1);
+    for sidecar in sidecars.iter().filter(|s| s.pod != kept[0]) {
+        eventually(&format!("the sidecar of {} stops", sidecar.pod), || {
+            let alive = std::path::Path::new(&format!("/proc/{}", sidecar.agent_pid)).exists();
+            if !alive && sidecar.try_get("/") == 0 {
+                Ok(())
+            } else {
+                Err(format!("agent alive: {alive}"))
+            }
+        });
+    }
+    let survivor = sidecars
+        .iter()
+        .find(|s| s.pod == kept[0])
+        .expect("the kept pod");
+    assert_eq!(survivor.get("/"), 200);
+}

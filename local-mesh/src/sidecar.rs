@@ -438,5 +438,15 @@ pub async fn run(shared: Arc<Shared>, pod: MeshPod, mut stop: watch::Receiver<bo
     if added_ip {
         loopback::remove(pod.ip);
     }
-    let _ = std::fs::remove_file(pod_dir.dir.join("state.json"));
+    // The pod is gone, and with it (as with a kubelet) its container log and volumes; unless a
+    // new pod of the same name has taken the directory over meanwhile.
+    let taken_over = std::fs::read_to_string(pod_dir.dir.join("state.json"))
+        .is_ok_and(|state| !state.contains(&pod.uid));
+    if !taken_over {
+        let _ = std::fs::remove_dir_all(&pod_dir.dir);
+    }
+    if let Some(namespace_dir) = pod_dir.dir.parent() {
+        // Only when empty: other pods of the namespace may still run.
+        let _ = std::fs::remove_dir(namespace_dir);
+    }
 }
