@@ -317,8 +317,8 @@ fn api_server_validation_is_shown() {
     );
     assert!(
         run.stderr
-            .contains("at most one of selector, targetRef or targetRefs"),
-        "the CEL rule's message: {run}"
+            .contains("only one of targetRefs or selector can be set"),
+        "the CEL rule's message (Istio's CRD): {run}"
     );
     assert!(f.get("ctx").is_none(), "nothing applied");
 

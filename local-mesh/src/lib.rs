@@ -73,6 +73,7 @@ pub enum Error {
 pub struct Shared {
     pub client: kube::Client,
     pub options: Options,
+    pub ips: loopback::Leases,
 }
 
 struct Running {
@@ -110,6 +111,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     let shared = Arc::new(Shared {
         client: cluster.client.clone(),
         options,
+        ips: loopback::Leases::default(),
     });
     let pods: Api<Pod> = Api::all(shared.client.clone());
     let mut running: HashMap<String, Running> = HashMap::new();

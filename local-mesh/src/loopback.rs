@@ -54,16 +54,49 @@ fn ip_command(args: &[&str]) -> Result<std::process::Output, Error> {
         })
 }
 
-/// Adds `ip/32` to `lo`. `Ok(false)`: it was there already (not ours to remove later).
-pub fn add(ip: Ipv4Addr) -> Result<bool, Error> {
+/// Who holds which pod IP. kwok hands a deleted pod's IP to the next pod at once, so a new
+/// pod's sidecar may start while the old one with the same IP still drains: the address
+/// stays on `lo` until the last holder lets go.
+#[derive(Debug, Default)]
+pub struct Leases {
+    holders: std::sync::Mutex<std::collections::HashMap<Ipv4Addr, usize>>,
+}
+
+impl Leases {
+    pub fn acquire(&self, ip: Ipv4Addr) -> Result<(), Error> {
+        let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+        let count = holders.entry(ip).or_default();
+        if *count == 0 {
+            add(ip)?;
+        }
+        *count += 1;
+        Ok(())
+    }
+
+    pub fn release(&self, ip: Ipv4Addr) {
+        let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(count) = holders.get_mut(&ip) else {
+            return;
+        };
+        *count -= 1;
+        if *count == 0 {
+            holders.remove(&ip);
+            remove(ip);
+        }
+    }
+}
+
+/// Adds `ip/32` to `lo` (already there is fine: an earlier run's, released at start).
+fn add(ip: Ipv4Addr) -> Result<(), Error> {
     let address = format!("{ip}/32");
     let output = ip_command(&["-4", "addr", "add", &address, "dev", "lo"])?;
-    if output.status.success() {
-        return Ok(true);
-    }
     let stderr = String::from_utf8_lossy(&output.stderr);
-    if stderr.contains("File exists") {
-        return Ok(false);
+    // iproute2 says "File exists" or "Address already assigned", by version.
+    if output.status.success()
+        || stderr.contains("File exists")
+        || stderr.contains("already assigned")
+    {
+        return Ok(());
     }
     Err(Error::Loopback {
         ip,
@@ -71,7 +104,7 @@ pub fn add(ip: Ipv4Addr) -> Result<bool, Error> {
     })
 }
 
-pub fn remove(ip: Ipv4Addr) {
+fn remove(ip: Ipv4Addr) {
     let address = format!("{ip}/32");
     if let Err(err) = ip_command(&["-4", "addr", "del", &address, "dev", "lo"]) {
         eprintln!("local-mesh: cannot remove {address} from lo: {err}");

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use crate::logfile::LogFile;
 use crate::pod::{MeshPod, downward_api_file};
-use crate::{Error, Shared, loopback, objects};
+use crate::{Error, Shared, objects};
 
 /// How long the agent gets to drain Envoy and exit after SIGTERM before its group is killed.
 const STOP_GRACE: Duration = Duration::from_secs(6);
@@ -370,8 +370,8 @@ pub async fn run(shared: Arc<Shared>, pod: MeshPod, mut stop: watch::Receiver<bo
         let _ = stop.changed().await;
         return;
     }
-    let added_ip = match loopback::add(pod.ip) {
-        Ok(added) => added,
+    let holds_ip = match shared.ips.acquire(pod.ip) {
+        Ok(()) => true,
         Err(err) => {
             pod_dir.note("error", &err.to_string());
             false
@@ -435,8 +435,8 @@ pub async fn run(shared: Arc<Shared>, pod: MeshPod, mut stop: watch::Receiver<bo
             _ = tokio::time::sleep(RESTART_DELAY) => {}
         }
     }
-    if added_ip {
-        loopback::remove(pod.ip);
+    if holds_ip {
+        shared.ips.release(pod.ip);
     }
     // The pod is gone, and with it (as with a kubelet) its container log and volumes; unless a
     // new pod of the same name has taken the directory over meanwhile.

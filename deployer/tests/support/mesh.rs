@@ -109,6 +109,21 @@ impl Sidecar {
         }
     }
 
+    /// `Ok` once the sidecar is gone: its agent exited, Envoy's admin is closed and local-mesh
+    /// removed the pod's directory. (Not the pod IP: kwok gives it to the next pod at once.)
+    pub fn stopped(&self) -> Result<(), String> {
+        let agent = std::path::Path::new(&format!("/proc/{}", self.agent_pid)).exists();
+        let admin = TcpStream::connect(self.admin.trim_start_matches("http://")).is_ok();
+        let dir = self.dir.exists();
+        if agent || admin || dir {
+            Err(format!(
+                "agent alive: {agent}, admin open: {admin}, directory left: {dir}"
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
     /// The container log file kwok serves (CRI lines).
     pub fn log_file(&self) -> PathBuf {
         self.dir.join("istio-proxy.log")
