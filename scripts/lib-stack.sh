@@ -62,13 +62,14 @@ build_kwok() {
   # lease heartbeat, pods become Running, deletion completes) and its CRDs (Logs, ClusterLogs)
   # ship in the module as YAML. Keep the release's own files next to the binary.
   local share="$WASM_DEPLOYER_CACHE/kwok-$KWOK_VERSION"
-  if [ ! -f "$share/stages.yaml" ] || [ ! -d "$share/crds" ]; then
+  if [ ! -f "$share/stages.yaml" ] || [ ! -f "$share/crds/kwok.x-k8s.io_portforwards.yaml" ]; then
     local src
     src="$(cd "$REPO_ROOT/tools/kwok" && go mod download -json sigs.k8s.io/kwok | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
     [ -d "$src/kustomize" ] || die "kwok $KWOK_VERSION module source not found (go mod download failed)"
     local st="$src/kustomize/stage" f
     rm -rf "$share/crds"; mkdir -p "$share/crds"
-    cp "$src/kustomize/crd/bases/kwok.x-k8s.io_logs.yaml" "$src/kustomize/crd/bases/kwok.x-k8s.io_clusterlogs.yaml" "$share/crds/"
+    cp "$src/kustomize/crd/bases/kwok.x-k8s.io_logs.yaml" "$src/kustomize/crd/bases/kwok.x-k8s.io_clusterlogs.yaml" \
+      "$src/kustomize/crd/bases/kwok.x-k8s.io_portforwards.yaml" "$share/crds/"
     for f in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
       pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
       printf -- '---\n'; cat "$st/$f.yaml"

@@ -306,6 +306,18 @@ fn logs_show_one_new_http_context_per_request_prefixed_by_pod_and_kubectl_logs_a
     assert_eq!(report["problems"], serde_json::json!([]));
     assert_eq!(report["pods"].as_array().map(Vec::len), Some(2));
     assert_eq!(report["pods"][0]["latest"]["kind"], "wasm-log");
+    // What each Envoy runs, read from its admin through the API server's port-forward: the
+    // module of the pinned digest.
+    let pinned = report["image"]["pinned"].as_str().expect("a pin").to_string();
+    for pod in report["pods"].as_array().expect("pods") {
+        assert_eq!(pod["envoy"]["state"], "loaded", "{pod}");
+        assert_eq!(pod["envoy"]["digest"], format!("sha256:{pinned}"), "{pod}");
+        assert_eq!(pod["envoy"]["name"], envoy_name(&ns), "{pod}");
+    }
+    assert!(
+        stdout.contains(&format!("envoy: {} loaded, module sha256:{pinned}", envoy_name(&ns))),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -335,6 +347,10 @@ fn wrong_sha256_fails_status_with_checksum_mismatch_and_logs_show_the_agent_fetc
     assert!(!output.status.success(), "status must fail:\n{stdout}");
     assert!(stdout.contains("checksum mismatch"), "{stdout}{stderr}");
     assert!(stdout.contains("could not fetch the module"), "{stdout}");
+    assert!(
+        stdout.contains("pod web: Envoy has Istio's deny-all filter in the plugin's place"),
+        "{stdout}"
+    );
 
     let output = logs(stack, &ns, &[]);
     let (stdout, stderr) = text(&output);

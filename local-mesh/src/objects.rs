@@ -139,6 +139,41 @@ pub async fn publish_logs(
     })
 }
 
+/// Server-side applies the kwok `PortForward` object that maps the pod's port 15000 (Envoy's
+/// admin in an Istio sidecar) to this sidecar's admin port, so `kubectl port-forward` and
+/// `deployer status` reach it through the API server as in a real cluster.
+pub async fn publish_admin(
+    client: &kube::Client,
+    namespace: &str,
+    pod: &str,
+    admin_port: u16,
+) -> Result<(), Error> {
+    let forwards = resource("kwok.x-k8s.io", "v1alpha1", "PortForward", "portforwards");
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &forwards);
+    let body = serde_json::json!({
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "PortForward",
+        "metadata": {"name": pod, "namespace": namespace},
+        "spec": {"forwards": [{
+            "ports": [ENVOY_ADMIN_PORT],
+            "target": {"address": "127.0.0.1", "port": admin_port}
+        }]}
+    });
+    api.patch(pod, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
+        .await
+        .map(|_| ())
+        .map_err(|err| {
+            kube_error(
+                &format!("cannot apply kwok's PortForward for pod {pod} (is kwok running with --enable-crds PortForward?)"),
+                namespace,
+                err,
+            )
+        })
+}
+
+/// Envoy's admin port inside an Istio sidecar's pod.
+pub const ENVOY_ADMIN_PORT: u16 = 15000;
+
 /// The namespace's `Sidecar` (no workload selector): an ingress listener on each app port,
 /// bound by istiod to each pod's IP, forwarding to the shared app. Without iptables
 /// (interception mode NONE) this is how inbound traffic goes through the sidecar.

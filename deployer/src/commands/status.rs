@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use deployer::cluster::{Cluster, ConnectOptions};
+use deployer::mesh::admin::Running;
 use deployer::mesh::logline::TRANSLATED_SUFFIX;
 use deployer::mesh::status::{self, Report};
 use deployer::mesh::{PROXY_CONTAINER, pods};
@@ -59,6 +60,23 @@ fn yes_no(value: Option<bool>) -> &'static str {
         Some(true) => "yes",
         Some(false) => "no",
         None => "not checked",
+    }
+}
+
+/// One line on what a pod's Envoy runs in the plugin's place (ECDS, through its admin).
+fn envoy_text(running: &Running) -> String {
+    match running {
+        Running::Loaded {
+            name,
+            digest,
+            root_id,
+        } => format!(
+            "{name} loaded, module {} (root_id {root_id:?})",
+            digest.as_deref().unwrap_or("from a file of unknown digest")
+        ),
+        Running::DenyAll { name } => format!("{name}: DENY-ALL filter in its place (fetch failed, FAIL_CLOSE)"),
+        Running::AllowAll { name } => format!("{name}: allow-all filter in its place (fetch failed, FAIL_OPEN)"),
+        Running::Absent => "no filter config for the plugin (not sent yet, or not selected)".into(),
     }
 }
 
@@ -131,6 +149,15 @@ fn text(report: &Report) -> String {
             if pod.pod.has_proxy { "yes" } else { "NO" },
             if pod.wasm_info_logged { "yes" } else { "no" }
         );
+        match (&pod.envoy, &pod.envoy_error) {
+            (Some(running), _) => {
+                let _ = writeln!(out, "    envoy: {}", envoy_text(running));
+            }
+            (None, Some(error)) => {
+                let _ = writeln!(out, "    envoy: admin not read ({error})");
+            }
+            (None, None) => {}
+        }
         match (&pod.latest, &pod.log_error) {
             (Some(latest), _) => {
                 let when = if latest.stale {

@@ -2,7 +2,9 @@
 //! containers say about it (`logline`: Istio's sidecar log format, the lines that concern one
 //! plugin, kwok's CRI log lines), the pods' logs through the API server (`pods`), which pods
 //! `logs -f` reads as they come and go (`follow`), and the checks behind `deployer status`
-//! (`status`, with `download` for http(s) module urls).
+//! (`status`, with `download` for http(s) module urls and `admin` for what each sidecar's Envoy
+//! runs).
+pub mod admin;
 pub mod download;
 pub mod follow;
 pub mod logline;

@@ -70,6 +70,10 @@ pub struct PodCheck {
     pub latest: Option<Latest>,
     /// Envoy's name for the plugin in this pod, as the module's latest line shows it.
     pub envoy_name: Option<String>,
+    /// What the pod's Envoy runs in the plugin's place (its admin, through a port-forward).
+    pub envoy: Option<super::admin::Running>,
+    /// Why Envoy's admin could not be read (not a problem: it may be unreachable by policy).
+    pub envoy_error: Option<String>,
     pub log_error: Option<String>,
 }
 
@@ -217,6 +221,35 @@ fn latest_of(text: &str, plugin: &Plugin) -> Option<Latest> {
     })
 }
 
+/// How long one pod's Envoy admin may take (a port-forward and a config dump).
+const ADMIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What is wrong with what a pod's Envoy runs in the plugin's place, if anything.
+fn envoy_problem(pod: &str, running: &super::admin::Running, image: &ImageCheck) -> Option<String> {
+    use super::admin::Running;
+    match running {
+        Running::Loaded {
+            digest: Some(digest),
+            ..
+        } => {
+            let pinned = image.pinned.as_ref()?;
+            let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+            (hex != pinned).then(|| {
+                format!(
+                    "pod {pod}: Envoy runs the module of {digest}, not the pinned sha256 {pinned}; the sidecar has not taken the change yet, or could not fetch it (see its log)"
+                )
+            })
+        }
+        Running::Loaded { .. } | Running::Absent => None,
+        Running::DenyAll { .. } => Some(format!(
+            "pod {pod}: Envoy has Istio's deny-all filter in the plugin's place (the module could not be fetched, FAIL_CLOSE): every request gets 403"
+        )),
+        Running::AllowAll { .. } => Some(format!(
+            "pod {pod}: Envoy has Istio's allow-all filter in the plugin's place (the module could not be fetched, FAIL_OPEN): requests pass without the plugin"
+        )),
+    }
+}
+
 pub async fn report(cluster: &Cluster, plugin: Plugin, options: &oci::Options) -> Report {
     let mut problems = Vec::new();
     let mut notes = Vec::new();
@@ -299,6 +332,8 @@ pub async fn report(cluster: &Cluster, plugin: Plugin, options: &oci::Options) -
             pod,
             latest: None,
             envoy_name: None,
+            envoy: None,
+            envoy_error: None,
             log_error: None,
         };
         if !check.pod.has_proxy {
@@ -328,6 +363,26 @@ pub async fn report(cluster: &Cluster, plugin: Plugin, options: &oci::Options) -
                     ));
                     check.log_error = Some(err);
                 }
+            }
+            let envoy = tokio::time::timeout(
+                ADMIN_TIMEOUT,
+                super::admin::running_in_pod(
+                    &cluster.client,
+                    &plugin.namespace,
+                    &check.pod.name,
+                    &plugin.envoy_name(),
+                ),
+            )
+            .await
+            .unwrap_or_else(|_| Err("Envoy's admin did not answer in time".into()));
+            match envoy {
+                Ok(running) => {
+                    if let Some(problem) = envoy_problem(&check.pod.name, &running, &image) {
+                        problems.push(problem);
+                    }
+                    check.envoy = Some(running);
+                }
+                Err(err) => check.envoy_error = Some(err),
             }
             match &check.latest {
                 Some(Latest { stale: true, .. }) => notes.push(format!(
