@@ -308,14 +308,20 @@ fn logs_show_one_new_http_context_per_request_prefixed_by_pod_and_kubectl_logs_a
     assert_eq!(report["pods"][0]["latest"]["kind"], "wasm-log");
     // What each Envoy runs, read from its admin through the API server's port-forward: the
     // module of the pinned digest.
-    let pinned = report["image"]["pinned"].as_str().expect("a pin").to_string();
+    let pinned = report["image"]["pinned"]
+        .as_str()
+        .expect("a pin")
+        .to_string();
     for pod in report["pods"].as_array().expect("pods") {
         assert_eq!(pod["envoy"]["state"], "loaded", "{pod}");
         assert_eq!(pod["envoy"]["digest"], format!("sha256:{pinned}"), "{pod}");
         assert_eq!(pod["envoy"]["name"], envoy_name(&ns), "{pod}");
     }
     assert!(
-        stdout.contains(&format!("envoy: {} loaded, module sha256:{pinned}", envoy_name(&ns))),
+        stdout.contains(&format!(
+            "envoy: {} loaded, module sha256:{pinned}",
+            envoy_name(&ns)
+        )),
         "{stdout}"
     );
 }

@@ -339,7 +339,9 @@ pub async fn run(shared: Arc<Shared>, pod: MeshPod, mut stop: watch::Receiver<bo
             return;
         }
     };
-    if let Err(err) = objects::publish_admin(&shared.client, &pod.namespace, &pod.name, ports.admin).await {
+    if let Err(err) =
+        objects::publish_admin(&shared.client, &pod.namespace, &pod.name, ports.admin).await
+    {
         eprintln!("local-mesh: {}/{}: {err}", pod.namespace, pod.name);
     }
     let mut state = State {

@@ -74,8 +74,12 @@ fn envoy_text(running: &Running) -> String {
             "{name} loaded, module {} (root_id {root_id:?})",
             digest.as_deref().unwrap_or("from a file of unknown digest")
         ),
-        Running::DenyAll { name } => format!("{name}: DENY-ALL filter in its place (fetch failed, FAIL_CLOSE)"),
-        Running::AllowAll { name } => format!("{name}: allow-all filter in its place (fetch failed, FAIL_OPEN)"),
+        Running::DenyAll { name } => {
+            format!("{name}: DENY-ALL filter in its place (fetch failed, FAIL_CLOSE)")
+        }
+        Running::AllowAll { name } => {
+            format!("{name}: allow-all filter in its place (fetch failed, FAIL_OPEN)")
+        }
         Running::Absent => "no filter config for the plugin (not sent yet, or not selected)".into(),
     }
 }

@@ -91,7 +91,12 @@ pub fn running(dump: &Value, envoy_name: &str) -> Running {
 }
 
 /// GETs `path` from the pod's Envoy admin through a port-forward.
-pub async fn admin_get(client: &kube::Client, namespace: &str, pod: &str, path: &str) -> Result<Vec<u8>, String> {
+pub async fn admin_get(
+    client: &kube::Client,
+    namespace: &str,
+    pod: &str,
+    path: &str,
+) -> Result<Vec<u8>, String> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let mut forwarder = pods
         .portforward(pod, &[ADMIN_PORT])
@@ -106,18 +111,32 @@ pub async fn admin_get(client: &kube::Client, namespace: &str, pod: &str, path: 
         .write_all(request.as_bytes())
         .await
         .map_err(|err| format!("port-forward to {pod}: {err}"))?;
+    // Read until the response is complete: a port-forward does not always pass Envoy's close
+    // on as the end of the stream.
     let mut response = Vec::new();
-    (&mut stream)
-        .take(MAX_DUMP_BYTES as u64)
-        .read_to_end(&mut response)
-        .await
-        .map_err(|err| format!("port-forward to {pod}: {err}"))?;
+    let mut chunk = vec![0u8; 64 * 1024];
+    while body(&response).is_none() {
+        let read = stream
+            .read(&mut chunk)
+            .await
+            .map_err(|err| format!("port-forward to {pod}: {err}"))?;
+        if read == 0 {
+            break;
+        }
+        response.extend_from_slice(&chunk[..read]);
+        if response.len() > MAX_DUMP_BYTES {
+            return Err(format!(
+                "Envoy's admin in {pod} sent more than {MAX_DUMP_BYTES} bytes"
+            ));
+        }
+    }
     drop(stream);
     let _ = forwarder.abort();
     body(&response).ok_or_else(|| format!("no HTTP answer from Envoy's admin in {pod}"))
 }
 
-/// The body of an HTTP/1.1 response, de-chunked; `None` unless it is a 200.
+/// The body of a complete HTTP/1.1 200 response, de-chunked; `None` while it is incomplete or
+/// when it is not a 200 (the caller reads on until the stream ends).
 fn body(response: &[u8]) -> Option<Vec<u8>> {
     let split = response.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
@@ -126,12 +145,17 @@ fn body(response: &[u8]) -> Option<Vec<u8>> {
     }
     let mut rest = &response[split + 4..];
     if !head.contains("transfer-encoding: chunked") {
-        return Some(rest.to_vec());
+        let length = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .and_then(|n| n.trim().parse::<usize>().ok())?;
+        return rest.get(..length).map(<[u8]>::to_vec);
     }
     let mut out = Vec::new();
     loop {
         let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
-        let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..line_end]).trim(), 16).ok()?;
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&rest[..line_end]).trim(), 16).ok()?;
         rest = &rest[line_end + 2..];
         if size == 0 {
             return Some(out);
@@ -142,9 +166,15 @@ fn body(response: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// What the pod's Envoy runs for the plugin.
-pub async fn running_in_pod(client: &kube::Client, namespace: &str, pod: &str, envoy_name: &str) -> Result<Running, String> {
+pub async fn running_in_pod(
+    client: &kube::Client,
+    namespace: &str,
+    pod: &str,
+    envoy_name: &str,
+) -> Result<Running, String> {
     let bytes = admin_get(client, namespace, pod, "/config_dump?resource=ecds_filters").await?;
-    let dump: Value = serde_json::from_slice(&bytes).map_err(|err| format!("Envoy's config dump from {pod} is not JSON: {err}"))?;
+    let dump: Value = serde_json::from_slice(&bytes)
+        .map_err(|err| format!("Envoy's config dump from {pod} is not JSON: {err}"))?;
     Ok(running(&dump, envoy_name))
 }
 
@@ -180,7 +210,10 @@ mod tests {
             running(&loaded(), "dbg.ctx"),
             Running::Loaded {
                 name: "dbg.ctx~istio-translated-wasmplugin".into(),
-                digest: Some("sha256:9d7feb6cebd2b514c6d95fe739def21319cd7730b7f26d9599d443baeb166c6b".into()),
+                digest: Some(
+                    "sha256:9d7feb6cebd2b514c6d95fe739def21319cd7730b7f26d9599d443baeb166c6b"
+                        .into()
+                ),
                 root_id: "context_logger".into()
             }
         );
@@ -198,7 +231,9 @@ mod tests {
         });
         assert_eq!(
             running(&dump, "dbg.ctx"),
-            Running::DenyAll { name: "dbg.ctx~istio-translated-wasmplugin".into() }
+            Running::DenyAll {
+                name: "dbg.ctx~istio-translated-wasmplugin".into()
+            }
         );
     }
 
@@ -207,6 +242,9 @@ mod tests {
         let response = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\n{\"a\r\n3\r\n\":1\r\n1\r\n}\r\n0\r\n\r\n";
         assert_eq!(body(response).unwrap(), b"{\"a\":1}");
         assert_eq!(body(b"HTTP/1.1 404 Not Found\r\n\r\nno"), None);
-        assert_eq!(body(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").unwrap(), b"ok");
+        assert_eq!(
+            body(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").unwrap(),
+            b"ok"
+        );
     }
 }
