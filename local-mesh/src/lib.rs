@@ -98,6 +98,17 @@ pub async fn run(options: Options) -> Result<(), Error> {
         source,
     })?;
     kill_strays(&options.dir);
+    // What an earlier run's sidecars left (their processes are gone now): a pod that still
+    // exists gets a fresh directory, as a restarted kubelet would start its containers again.
+    for entry in std::fs::read_dir(&options.dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if entry.path().is_dir() && entry.file_name() != TRUSTED_CA_DIR {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
     loopback::release_stale(&options.pod_cidr)?;
     app::serve(options.app_port).await?;
     let mut term = signal(SignalKind::terminate()).map_err(signal_error)?;

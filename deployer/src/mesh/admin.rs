@@ -131,7 +131,7 @@ pub async fn admin_get(
         }
     }
     drop(stream);
-    let _ = forwarder.abort();
+    forwarder.abort();
     body(&response).ok_or_else(|| format!("no HTTP answer from Envoy's admin in {pod}"))
 }
 
