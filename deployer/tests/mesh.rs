@@ -934,3 +934,53 @@ fn a_scaled_deployment_gets_a_sidecar_per_pod_and_loses_them_on_scale_down() {
         .expect("the kept pod");
     assert_eq!(survivor.get("/"), 200);
 }
+
+#[test]
+fn fail_open_lets_requests_through_without_the_module_and_status_says_so() {
+    let stack = stack();
+    let ns = stack.namespace("mesh-failopen");
+    let image = push_filter(stack, &ns);
+    let wrong = "b".repeat(64);
+    apply(
+        stack,
+        &ns,
+        &image,
+        &[
+            "--selector",
+            "app=web",
+            "--no-pin",
+            "--sha256",
+            &wrong,
+            "--fail-strategy",
+            "FAIL_OPEN",
+        ],
+    );
+    create_pod(&ns, &meshed_pod("web"));
+    let sidecar = Sidecar::ready(stack, &ns.name, "web");
+    sidecar.wait_config(
+        PLUGIN,
+        "Istio's allow-all filter in the module's place",
+        |c| {
+            c["@type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("rbac.v3.RBAC"))
+                && !is_loaded_wasm(c)
+        },
+    );
+    // The module could not be fetched, and FAIL_OPEN lets requests pass without it.
+    for _ in 0..3 {
+        assert_eq!(sidecar.get("/"), 200);
+    }
+    let stdout = status_failing(stack, &ns);
+    assert!(
+        stdout.contains("pod web: Envoy has Istio's allow-all filter in the plugin's place"),
+        "{stdout}"
+    );
+    let stdout = eventually_logs(stack, &ns, "the agent's fetch error", |stdout| {
+        stdout.contains("which does not match") && stdout.contains("applying allow RBAC filter")
+    });
+    assert!(
+        !stdout.contains("NewHttpContext"),
+        "no module ran: {stdout}"
+    );
+}
