@@ -11,6 +11,10 @@ use deployer::mesh::{COMPONENT_LOG_LEVEL_ANNOTATION, LOG_LEVEL_ANNOTATION, PROXY
 pub const DEFAULT_APP_PORT: u16 = 8080;
 /// `sidecar.istio.io/agentLogLevel`: the agent's own log scopes.
 const AGENT_LOG_LEVEL_ANNOTATION: &str = "sidecar.istio.io/agentLogLevel";
+/// A pod annotated `"true"` gets no sidecar: benchmarks create hundreds of pods whose
+/// `istio-proxy` logs are files served by kwok, and a real agent + Envoy for each would not
+/// fit on one machine.
+pub const SKIP_ANNOTATION: &str = "local-mesh.wasm-deployer/skip";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MeshPod {
@@ -31,7 +35,7 @@ pub struct MeshPod {
 
 impl MeshPod {
     /// The pod, when it is one a sidecar runs for: an `istio-proxy` container, Running, with an
-    /// IPv4 pod IP, and not being deleted.
+    /// IPv4 pod IP, not being deleted, and not annotated with `SKIP_ANNOTATION: "true"`.
     pub fn from_pod(pod: &Pod) -> Option<MeshPod> {
         let meta = &pod.metadata;
         let spec = pod.spec.as_ref()?;
@@ -39,6 +43,11 @@ impl MeshPod {
         if meta.deletion_timestamp.is_some()
             || status.phase.as_deref() != Some("Running")
             || !spec.containers.iter().any(|c| c.name == PROXY_CONTAINER)
+            || meta
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(SKIP_ANNOTATION))
+                .is_some_and(|v| v == "true")
         {
             return None;
         }
@@ -217,6 +226,9 @@ mod tests {
         let mut deleting = running(serde_json::Value::Null);
         deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z".into();
         assert!(MeshPod::from_pod(&pod(deleting)).is_none());
+        let mut skipped = running(serde_json::Value::Null);
+        skipped["metadata"]["annotations"][SKIP_ANNOTATION] = "true".into();
+        assert!(MeshPod::from_pod(&pod(skipped)).is_none());
     }
 
     #[test]

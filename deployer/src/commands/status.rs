@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use deployer::cluster::{Cluster, ConnectOptions};
 use deployer::mesh::admin::Running;
 use deployer::mesh::logline::TRANSLATED_SUFFIX;
-use deployer::mesh::status::{self, Report};
+use std::collections::BTreeMap;
+
+use deployer::mesh::status::{self, PodCheck, PodState, Report};
 use deployer::mesh::{PROXY_CONTAINER, pods};
 use deployer::oci::RegistryArgs;
 use deployer::output::Format;
@@ -26,6 +28,15 @@ pub struct Args {
     pub kubeconfig: Option<PathBuf>,
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: Format,
+    /// At most this many pods' logs read at once (like kubectl's --max-log-requests).
+    #[arg(long, value_name = "N", default_value_t = pods::MAX_LOG_REQUESTS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_log_requests: u32,
+    /// Pods (and per-pod problems and notes) listed one by one in the text output; beyond it
+    /// the pods are counted by state, problem pods listed first. 0: list all. `-o json` is
+    /// always complete.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub max_pods_shown: usize,
     /// How to reach the registry to check the image.
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -42,17 +53,38 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .namespace
         .unwrap_or_else(|| cluster.default_namespace.clone());
     let plugin = pods::get_plugin(&cluster, &namespace, &args.name).await?;
-    let report = status::report(&cluster, plugin, &options).await;
+    let report = status::report(&cluster, plugin, &options, args.max_log_requests as usize).await;
+    let limit = if args.max_pods_shown == 0 {
+        usize::MAX
+    } else {
+        args.max_pods_shown
+    };
     match args.output {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Yaml => print!("{}", serde_yaml::to_string(&report)?),
-        Format::Text => print!("{}", text(&report)),
+        Format::Text => print!("{}", text(&report, limit)),
     }
     Ok(if report.healthy() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Prints at most `limit` of the items, then how many more there are: a fleet can have a
+/// problem per pod.
+fn capped(out: &mut String, label: &str, items: &[String], limit: usize) {
+    use std::fmt::Write;
+    for item in items.iter().take(limit) {
+        let _ = writeln!(out, "{label}: {item}");
+    }
+    if items.len() > limit {
+        let _ = writeln!(
+            out,
+            "{label}: ... and {} more (-o json lists all)",
+            items.len() - limit
+        );
+    }
 }
 
 fn yes_no(value: Option<bool>) -> &'static str {
@@ -84,7 +116,7 @@ fn envoy_text(running: &Running) -> String {
     }
 }
 
-fn text(report: &Report) -> String {
+fn text(report: &Report, limit: usize) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let p = &report.plugin;
@@ -144,7 +176,23 @@ fn text(report: &Report) -> String {
         report.pods.len(),
         report.pods_not_selected
     );
-    for pod in &report.pods {
+    let summarised = report.pods.len() > limit;
+    let mut shown: Vec<&PodCheck> = report.pods.iter().collect();
+    if summarised {
+        let mut counts: BTreeMap<PodState, usize> = BTreeMap::new();
+        for pod in &report.pods {
+            *counts.entry(pod.state).or_default() += 1;
+        }
+        let counts: Vec<String> = counts
+            .iter()
+            .map(|(state, n)| format!("{n} {}", state.describe()))
+            .collect();
+        let _ = writeln!(out, "  by state: {}", counts.join(", "));
+        // Problem pods first (the state order), then by name as listed.
+        shown.sort_by_key(|pod| pod.state);
+        shown.truncate(limit);
+    }
+    for pod in shown {
         let _ = writeln!(
             out,
             "  {}  {}  {PROXY_CONTAINER}: {}  wasm:info: {}",
@@ -175,14 +223,22 @@ fn text(report: &Report) -> String {
                 let _ = writeln!(out, "    log: {error}");
             }
             (None, None) if pod.pod.has_proxy => {
-                let _ = writeln!(out, "    latest: (no line about this plugin yet)");
+                let _ = writeln!(
+                    out,
+                    "    latest: (no line about this plugin since its last change)"
+                );
             }
             _ => {}
         }
     }
-    for note in &report.notes {
-        let _ = writeln!(out, "note: {note}");
+    if summarised {
+        let _ = writeln!(
+            out,
+            "  ... {} more pod(s) not listed (--max-pods-shown 0 lists all; -o json has every pod)",
+            report.pods.len() - limit
+        );
     }
+    capped(&mut out, "note", &report.notes, limit);
     if report.healthy() {
         let _ = writeln!(
             out,
@@ -190,9 +246,7 @@ fn text(report: &Report) -> String {
             report.pods.len()
         );
     } else {
-        for problem in &report.problems {
-            let _ = writeln!(out, "PROBLEM: {problem}");
-        }
+        capped(&mut out, "PROBLEM", &report.problems, limit);
     }
     out
 }

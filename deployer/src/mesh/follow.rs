@@ -4,7 +4,73 @@
 //! and a pod re-created under the same name is a new pod.
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::jiff::Timestamp;
+
 use super::PodView;
+
+/// Where a pod's log stream got to, so that reading it again after the server closed the
+/// stream (`sinceTime` = the last line's time, with `timestamps=true`) neither repeats nor
+/// loses a line. The API takes whole seconds and returns lines at or after that second, so the
+/// lines older than the last one seen, and as many lines of exactly its time as were already
+/// printed, are dropped on the way back in.
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    last: Option<Timestamp>,
+    /// Lines accepted whose time is exactly `last`.
+    at_last: usize,
+    /// After a reconnect: lines of time `last` still to drop (already printed).
+    skip: usize,
+}
+
+impl Resume {
+    /// Splits a line read with `timestamps=true` into its time and its text. A line without
+    /// a time (not expected from the API) is passed through as it is.
+    pub fn split(line: &str) -> (Option<Timestamp>, &str) {
+        match line.split_once(' ') {
+            Some((time, text)) => match time.parse::<Timestamp>() {
+                Ok(at) => (Some(at), text),
+                Err(_) => (None, line),
+            },
+            None => match line.parse::<Timestamp>() {
+                Ok(at) => (Some(at), ""),
+                Err(_) => (None, line),
+            },
+        }
+    }
+
+    /// Whether a line written at `at` is new (to be printed); records it when it is.
+    pub fn accept(&mut self, at: Option<Timestamp>) -> bool {
+        let Some(at) = at else { return true };
+        if let Some(last) = self.last {
+            if at < last {
+                return false;
+            }
+            if at == last && self.skip > 0 {
+                self.skip -= 1;
+                return false;
+            }
+        }
+        if self.last == Some(at) {
+            self.at_last += 1;
+        } else {
+            self.last = Some(at);
+            self.at_last = 1;
+            self.skip = 0;
+        }
+        true
+    }
+
+    /// Whether any line was accepted: a reconnect resumes from it, else starts over.
+    pub fn started(&self) -> bool {
+        self.last.is_some()
+    }
+
+    /// Prepares for reading again: the `sinceTime` to ask for (the last line's time).
+    pub fn reconnect(&mut self) -> Option<Timestamp> {
+        self.skip = self.at_last;
+        self.last
+    }
+}
 
 /// What to do after a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,6 +258,46 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resumed_stream_repeats_and_loses_no_line() {
+        let log = [
+            "2026-01-01T10:00:00.100000000Z a",
+            "2026-01-01T10:00:00.500Z b",
+            "2026-01-01T10:00:00.500Z c",
+            "2026-01-01T10:00:01Z d",
+        ];
+        let mut resume = Resume::default();
+        assert!(!resume.started());
+        let mut printed = Vec::new();
+        let mut read = |resume: &mut Resume, lines: &[&str]| {
+            for line in lines {
+                let (at, text) = Resume::split(line);
+                if resume.accept(at) {
+                    printed.push(text.to_string());
+                }
+            }
+        };
+        // The server closes the stream after `b`, between two lines of the same time.
+        read(&mut resume, &log[..2]);
+        let since = resume.reconnect().unwrap();
+        assert_eq!(since.to_string(), "2026-01-01T10:00:00.5Z");
+        assert_eq!(
+            crate::mesh::pods::whole_second(since).to_string(),
+            "2026-01-01T10:00:00Z"
+        );
+        // sinceTime in whole seconds: the server sends the whole second again.
+        read(&mut resume, &log);
+        // Closed again right after `d`: nothing is repeated.
+        resume.reconnect();
+        read(&mut resume, &log[3..]);
+        read(&mut resume, &["2026-01-01T10:00:01Z e", "no time f"]);
+        assert_eq!(printed, ["a", "b", "c", "d", "e", "no time f"]);
+        assert_eq!(
+            Resume::split("2026-01-01T10:00:01Z "),
+            (Some("2026-01-01T10:00:01Z".parse().unwrap()), "")
+        );
+    }
 
     fn pod(name: &str, uid: &str) -> PodView {
         PodView {

@@ -4,6 +4,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, LogParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+use k8s_openapi::jiff::Timestamp;
+
 use super::{Error, PROXY_CONTAINER, Plugin, PodView};
 use crate::cluster::errors::{self, Attempt, Failure};
 use crate::cluster::{Cluster, ConnectOptions};
@@ -100,12 +102,29 @@ pub async fn streaming_client(options: &ConnectOptions) -> Result<kube::Client, 
     kube::Client::try_from(config).map_err(|err| failed(err.to_string()))
 }
 
+/// Log requests open at once by default (`--max-log-requests`): each is a connection (a file
+/// descriptor), so 50 stays far below the usual `ulimit -n` of 1024 (and 256 on macOS) while
+/// reading a thousand pods' logs in about the time of a few dozen.
+pub const MAX_LOG_REQUESTS: u32 = 50;
+
 /// How much of a log to read.
 #[derive(Debug, Clone, Default)]
 pub struct LogWindow {
     pub follow: bool,
     pub since_seconds: Option<i64>,
+    /// Lines written at or after this time (sent in whole seconds, rounded down).
+    pub since_time: Option<Timestamp>,
     pub tail_lines: Option<i64>,
+    /// Prefix each line with the time it was written (RFC3339Nano and a space), as
+    /// `kubectl logs --timestamps` does: how a reader resumes a stream without repeating lines.
+    pub timestamps: bool,
+}
+
+/// Rounds down to a whole second. The API takes `sinceTime` in whole seconds and kube rounds
+/// half up, which could skip the lines of the last half second; rounding down first never
+/// loses a line (the reader drops the ones it already has).
+pub fn whole_second(at: Timestamp) -> Timestamp {
+    Timestamp::from_second(at.as_second()).unwrap_or(at)
 }
 
 /// The `istio-proxy` log of one pod as a stream of bytes (lines end with `\n`).
@@ -120,7 +139,9 @@ pub async fn proxy_log(
         container: Some(PROXY_CONTAINER.into()),
         follow: window.follow,
         since_seconds: window.since_seconds,
+        since_time: window.since_time.map(whole_second),
         tail_lines: window.tail_lines,
+        timestamps: window.timestamps,
         ..Default::default()
     };
     api.log_stream(pod, &params)
@@ -137,10 +158,40 @@ pub async fn proxy_log(
                     "cannot read the {PROXY_CONTAINER} log (HTTP {}): {}",
                     status.code, status.message
                 ),
-                other => format!("cannot read the {PROXY_CONTAINER} log: {other}"),
+                other => format!(
+                    "cannot read the {PROXY_CONTAINER} log: {}",
+                    describe_failure(&other)
+                ),
             },
         })
 }
+
+/// An error with its causes, so "client error (Connect)" says what failed underneath; when
+/// the process ran out of file descriptors (every log stream is a connection) it says so, with
+/// what to do, instead of the bare connect error.
+pub fn describe_failure(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut out_of_files = false;
+    let mut source = err.source();
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            out_of_files |= matches!(io.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+        }
+        let text = cause.to_string();
+        if !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    let mut message = parts.join(": ");
+    if out_of_files || message.contains("Too many open files") {
+        message = format!("{TOO_MANY_OPEN_FILES} ({message})");
+    }
+    message
+}
+
+/// The start of every message about running out of file descriptors.
+pub const TOO_MANY_OPEN_FILES: &str = "too many open files: every log stream is a connection, so raise the limit (`ulimit -n`) or lower --max-log-requests";
 
 /// Parses `--since` exactly as `kubectl logs --since` does: Go's `time.ParseDuration` grammar
 /// (`300ms`, `1.5h`, `2h45m`, `+5m`; units ns, us, µs, ms, s, m, h; at most ~292 years), then

@@ -1,7 +1,7 @@
 //! The checks behind `deployer status`: the plugin as stored, its image (reachable, loadable
 //! by Istio, matching the pinned sha256), the pods it selects, and the last thing each pod's
 //! sidecar said about it. Every failed check becomes a problem; none means all is well.
-use futures::AsyncReadExt;
+use futures::{AsyncReadExt, StreamExt};
 
 use super::logline::{self, Kind};
 use super::pods::{self, LogWindow};
@@ -9,8 +9,11 @@ use super::{Plugin, PodView, select};
 use crate::cluster::Cluster;
 use crate::oci::{self, ImageRef, Verdict};
 
-/// How far back a pod's log is searched for the latest line about the plugin.
-const SEARCH_LINES: i64 = 2000;
+/// How far back a pod's log is searched for the latest line about the plugin: its last lines
+/// written since the plugin's last change, at most this many. Older lines are about an earlier
+/// version, and a bounded read keeps a fleet's status in the time of a pod listing (measured in
+/// BENCHMARKS.md: reading 2,000 lines of each of 1,000 pods one by one took two minutes).
+pub const SEARCH_LINES: i64 = 300;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
@@ -61,10 +64,46 @@ pub struct ImageCheck {
     pub error: Option<String>,
 }
 
+/// What a pod's check found, problems first (the order a summary lists pods in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PodState {
+    NotMeshed,
+    NotRunning,
+    LogUnreadable,
+    FetchError,
+    LoadError,
+    /// No line about the plugin since its last change (in the last `SEARCH_LINES` lines).
+    NoLine,
+    /// The latest line predates the plugin's last change.
+    Stale,
+    Running,
+}
+
+impl PodState {
+    pub fn is_problem(self) -> bool {
+        self < PodState::NoLine
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            PodState::NotMeshed => "without istio-proxy",
+            PodState::NotRunning => "not Running",
+            PodState::LogUnreadable => "log unreadable",
+            PodState::FetchError => "module fetch failed",
+            PodState::LoadError => "plugin failed to load",
+            PodState::NoLine => "no line since the plugin's last change",
+            PodState::Stale => "latest line older than the plugin's last change",
+            PodState::Running => "running the plugin",
+        }
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PodCheck {
     #[serde(flatten)]
     pub pod: PodView,
+    pub state: PodState,
     pub wasm_info_logged: bool,
     /// The latest line about the plugin in the pod's istio-proxy log.
     pub latest: Option<Latest>,
@@ -163,6 +202,7 @@ pub async fn latest_line(
 ) -> Result<Option<Latest>, String> {
     let window = LogWindow {
         tail_lines: Some(SEARCH_LINES),
+        since_time: plugin.changed_at,
         ..LogWindow::default()
     };
     let read = async {
@@ -221,8 +261,31 @@ fn latest_of(text: &str, plugin: &Plugin) -> Option<Latest> {
     })
 }
 
+/// `max_log_requests`: how many pods' logs are read at once.
 /// How long one pod's Envoy admin may take (a port-forward and a config dump).
 const ADMIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Envoy's admin is read for this many selected pods at most: a port-forward per pod costs
+/// far more than a log read, and a few pods answer "what runs there" for a rollout.
+pub const ENVOY_READ_LIMIT: usize = 20;
+
+/// What the pod's Envoy runs for the plugin, within [`ADMIN_TIMEOUT`].
+async fn envoy_running(
+    cluster: &Cluster,
+    plugin: &Plugin,
+    pod: &str,
+) -> Result<super::admin::Running, String> {
+    tokio::time::timeout(
+        ADMIN_TIMEOUT,
+        super::admin::running_in_pod(
+            &cluster.client,
+            &plugin.namespace,
+            pod,
+            &plugin.envoy_name(),
+        ),
+    )
+    .await
+    .unwrap_or_else(|_| Err("Envoy's admin did not answer in time".into()))
+}
 
 /// What is wrong with what a pod's Envoy runs in the plugin's place, if anything.
 fn envoy_problem(pod: &str, running: &super::admin::Running, image: &ImageCheck) -> Option<String> {
@@ -250,7 +313,12 @@ fn envoy_problem(pod: &str, running: &super::admin::Running, image: &ImageCheck)
     }
 }
 
-pub async fn report(cluster: &Cluster, plugin: Plugin, options: &oci::Options) -> Report {
+pub async fn report(
+    cluster: &Cluster,
+    plugin: Plugin,
+    options: &oci::Options,
+    max_log_requests: usize,
+) -> Report {
     let mut problems = Vec::new();
     let mut notes = Vec::new();
     let image = check_image(&plugin, options).await;
@@ -325,10 +393,55 @@ pub async fn report(cluster: &Cluster, plugin: Plugin, options: &oci::Options) -
             )
         });
     }
+    // The logs (and, for the first pods, Envoy's admin) are read concurrently (bounded), the
+    // results handled in pod order.
+    type Read = (
+        Result<Option<Latest>, String>,
+        Option<Result<super::admin::Running, String>>,
+    );
+    let reads: Vec<Option<Read>> = futures::stream::iter(selected.iter().enumerate())
+        .map(|(index, pod)| {
+            let plugin = &plugin;
+            async move {
+                if pod.has_proxy && pod.phase == "Running" {
+                    let latest = latest_line(cluster, plugin, &pod.name).await;
+                    let envoy = if index < ENVOY_READ_LIMIT {
+                        Some(envoy_running(cluster, plugin, &pod.name).await)
+                    } else {
+                        None
+                    };
+                    Some((latest, envoy))
+                } else {
+                    None
+                }
+            }
+        })
+        .buffered(max_log_requests.max(1))
+        .collect()
+        .await;
+    let running_pods = selected
+        .iter()
+        .filter(|pod| pod.has_proxy && pod.phase == "Running")
+        .count();
+    if running_pods > ENVOY_READ_LIMIT {
+        notes.push(format!(
+            "Envoy's admin was read for the first {ENVOY_READ_LIMIT} of {running_pods} running pods only"
+        ));
+    }
     let mut checks = Vec::new();
-    for pod in selected {
+    for (pod, read) in selected.into_iter().zip(reads) {
+        let (read, envoy) = match read {
+            Some((latest, envoy)) => (Some(latest), envoy),
+            None => (None, None),
+        };
+        if let Some(Ok(running)) = &envoy
+            && let Some(problem) = envoy_problem(&pod.name, running, &image)
+        {
+            problems.push(problem);
+        }
         let mut check = PodCheck {
             wasm_info_logged: pod.logs_wasm_info(),
+            state: PodState::NoLine,
             pod,
             latest: None,
             envoy_name: None,
@@ -336,6 +449,11 @@ pub async fn report(cluster: &Cluster, plugin: Plugin, options: &oci::Options) -
             envoy_error: None,
             log_error: None,
         };
+        match envoy {
+            Some(Ok(running)) => check.envoy = Some(running),
+            Some(Err(err)) => check.envoy_error = Some(err),
+            None => {}
+        }
         if !check.pod.has_proxy {
             problems.push(format!(
                 "pod {} has no istio-proxy container: it is not in the mesh, so the plugin does not run there (label the namespace istio-injection=enabled and restart the pod)",
@@ -347,7 +465,7 @@ pub async fn report(cluster: &Cluster, plugin: Plugin, options: &oci::Options) -
                 check.pod.name, check.pod.phase
             ));
         } else {
-            match latest_line(cluster, &plugin, &check.pod.name).await {
+            match read.unwrap_or(Ok(None)) {
                 Ok(latest) => {
                     check.envoy_name = latest
                         .as_ref()
@@ -363,26 +481,6 @@ pub async fn report(cluster: &Cluster, plugin: Plugin, options: &oci::Options) -
                     ));
                     check.log_error = Some(err);
                 }
-            }
-            let envoy = tokio::time::timeout(
-                ADMIN_TIMEOUT,
-                super::admin::running_in_pod(
-                    &cluster.client,
-                    &plugin.namespace,
-                    &check.pod.name,
-                    &plugin.envoy_name(),
-                ),
-            )
-            .await
-            .unwrap_or_else(|_| Err("Envoy's admin did not answer in time".into()));
-            match envoy {
-                Ok(running) => {
-                    if let Some(problem) = envoy_problem(&check.pod.name, &running, &image) {
-                        problems.push(problem);
-                    }
-                    check.envoy = Some(running);
-                }
-                Err(err) => check.envoy_error = Some(err),
             }
             match &check.latest {
                 Some(Latest { stale: true, .. }) => notes.push(format!(
@@ -423,6 +521,27 @@ pub async fn report(cluster: &Cluster, plugin: Plugin, options: &oci::Options) -
                 _ => {}
             }
         }
+        check.state = if !check.pod.has_proxy {
+            PodState::NotMeshed
+        } else if check.pod.phase != "Running" {
+            PodState::NotRunning
+        } else if check.log_error.is_some() {
+            PodState::LogUnreadable
+        } else {
+            match &check.latest {
+                None => PodState::NoLine,
+                Some(Latest { stale: true, .. }) => PodState::Stale,
+                Some(Latest {
+                    kind: Kind::FetchError,
+                    ..
+                }) => PodState::FetchError,
+                Some(Latest {
+                    kind: Kind::LoadError,
+                    ..
+                }) => PodState::LoadError,
+                Some(_) => PodState::Running,
+            }
+        };
         checks.push(check);
     }
     Report {
