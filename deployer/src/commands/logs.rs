@@ -34,6 +34,10 @@ pub struct Args {
     /// Every line of the istio-proxy logs, not only those about this plugin.
     #[arg(long)]
     pub all: bool,
+    /// wasmplugin (wp), trafficextension (te), or auto: the WasmPlugin of that name if there
+    /// is one, else the TrafficExtension.
+    #[arg(long, value_enum, default_value = "auto", ignore_case = true)]
+    pub kind: deployer::plugin::spec::KindChoice,
     /// Kubeconfig context (default: the current one).
     #[arg(long)]
     pub context: Option<String>,
@@ -73,7 +77,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .namespace
         .clone()
         .unwrap_or_else(|| cluster.default_namespace.clone());
-    let plugin = pods::get_plugin(&cluster, &namespace, &args.name).await?;
+    let plugin = deployer::mesh::plugin::find(&cluster, args.kind, &namespace, &args.name).await?;
     if !plugin.targets_workloads() {
         anyhow::bail!(
             "WasmPlugin {namespace}/{} attaches through {}: read the logs of those gateways' pods (kubectl logs -l <gateway labels> | grep \"wasm log {}\")",

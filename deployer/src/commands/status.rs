@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use deployer::cluster::{Cluster, ConnectOptions};
+use deployer::mesh::PROXY_CONTAINER;
 use deployer::mesh::logline::TRANSLATED_SUFFIX;
 use deployer::mesh::status::{self, Report};
-use deployer::mesh::{PROXY_CONTAINER, pods};
 use deployer::oci::RegistryArgs;
 use deployer::output::Format;
 
@@ -25,6 +25,10 @@ pub struct Args {
     pub kubeconfig: Option<PathBuf>,
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: Format,
+    /// wasmplugin (wp), trafficextension (te), or auto: the WasmPlugin of that name if there
+    /// is one, else the TrafficExtension.
+    #[arg(long, value_enum, default_value = "auto", ignore_case = true)]
+    pub kind: deployer::plugin::spec::KindChoice,
     /// How to reach the registry to check the image.
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -40,7 +44,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let namespace = args
         .namespace
         .unwrap_or_else(|| cluster.default_namespace.clone());
-    let plugin = pods::get_plugin(&cluster, &namespace, &args.name).await?;
+    let plugin = deployer::mesh::plugin::find(&cluster, args.kind, &namespace, &args.name).await?;
     let report = status::report(&cluster, plugin, &options).await;
     match args.output {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -68,8 +72,8 @@ fn text(report: &Report) -> String {
     let p = &report.plugin;
     let _ = writeln!(
         out,
-        "WasmPlugin {}/{} (context {}, generation {}, resourceVersion {})",
-        p.namespace, p.name, report.context, p.generation, p.resource_version
+        "{} {}/{} (context {}, generation {}, resourceVersion {})",
+        p.kind, p.namespace, p.name, report.context, p.generation, p.resource_version
     );
     let _ = writeln!(out, "  url:           {}", p.url);
     if !p.sha256.is_empty() {
@@ -77,7 +81,11 @@ fn text(report: &Report) -> String {
     }
     let _ = writeln!(out, "  attached to:   {}", report.selector);
     let seen = report.envoy_names_seen();
-    let envoy_name = if seen.is_empty() {
+    let envoy_name = if seen.is_empty() && p.kind == deployer::plugin::spec::Kind::TrafficExtension
+    {
+        // Istio names a native TrafficExtension `<ns>.<name>`, with no suffix.
+        p.envoy_name()
+    } else if seen.is_empty() {
         // Which form depends on the Istio version; nothing in the logs says yet.
         format!(
             "{0} (Istio up to 1.30) or {0}{1} (Istio 1.31+, via TrafficExtension)",
