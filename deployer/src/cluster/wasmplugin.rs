@@ -224,6 +224,18 @@ impl Cluster {
         force: bool,
         dry_run: DryRun,
     ) -> Result<Applied, Error> {
+        self.apply_plugin_from(manifest, force, dry_run, None).await
+    }
+
+    /// `apply_plugin`, continuing the revision history of `history_from` (another object, e.g.
+    /// the WasmPlugin a TrafficExtension replaces) when the target has none yet.
+    pub async fn apply_plugin_from(
+        &self,
+        manifest: &WasmPluginManifest,
+        force: bool,
+        dry_run: DryRun,
+        history_from: Option<&DynamicObject>,
+    ) -> Result<Applied, Error> {
         let namespace = manifest
             .metadata
             .namespace
@@ -241,7 +253,7 @@ impl Cluster {
         let (live, history, mut object) = loop {
             let live = self.get_object(manifest.kind, namespace, name).await?;
             let now = k8s_openapi::jiff::Timestamp::now().to_string();
-            let history = next_history(live.as_ref(), manifest, &now);
+            let history = next_history(live.as_ref().or(history_from), manifest, &now);
             let mut body = manifest.clone();
             body.metadata.namespace = Some(namespace.to_string());
             body.metadata

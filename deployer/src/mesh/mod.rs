@@ -6,6 +6,7 @@
 pub mod download;
 pub mod follow;
 pub mod logline;
+pub mod migrate;
 pub mod plugin;
 pub mod pods;
 pub mod select;
