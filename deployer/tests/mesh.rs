@@ -255,7 +255,7 @@ fn logs_show_one_new_http_context_per_request_prefixed_by_pod_and_kubectl_logs_a
     // ...and kept with --all.
     let (all, _) = text(&logs(stack, &ns, &["--all"]));
     assert!(
-        all.contains(&format!("[pod/web-a/istio-proxy] ")) && all.contains(AGENT_START),
+        all.contains("[pod/web-a/istio-proxy] ") && all.contains(AGENT_START),
         "{all}"
     );
 
