@@ -624,3 +624,84 @@ fn migrate_dry_run_changes_nothing_and_a_refused_step_keeps_the_wasmplugin() {
         "{both}"
     );
 }
+
+/// One GET through the sidecar; the raw response head.
+fn head(sidecar: &Sidecar, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect((sidecar.ip.as_str(), 8080)) else {
+        return String::new();
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n"
+    );
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_lua_traffic_extension_runs_in_the_sidecar_and_logs_shows_its_script_lines() {
+    let stack = stack();
+    let ns = stack.namespace("te-lua");
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("filter.lua");
+    std::fs::write(
+        &script,
+        "function envoy_on_response(handle)\n  handle:headers():add(\"x-lua\", \"yes\")\n  handle:logInfo(\"lua saw a response\")\nend\n",
+    )
+    .unwrap();
+    let out = ok(
+        deployer(stack)
+            .args(["apply", "hdr", "-n", &ns.name, "--selector", "app=web"])
+            .arg("--lua")
+            .arg(&script)
+            .output()
+            .unwrap(),
+        "apply --lua",
+    );
+    assert!(
+        out.contains("trafficextension.extensions.istio.io/hdr created"),
+        "{out}"
+    );
+    // Envoy's Lua lines are at info under the `lua` logger.
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  labels: {app: web}\n  annotations: {sidecar.istio.io/componentLogLevel: \"wasm:info,lua:info\"}\nspec:\n  containers:\n  - {name: app, image: example.test/app:1, ports: [{containerPort: 8080}]}\n  - {name: istio-proxy, image: auto}\n";
+    let created = support::stack::run_with_stdin(ns.kubectl().args(["apply", "-f", "-"]), pod);
+    assert!(created.status.success(), "{:?}", text(&created));
+    let sidecar = Sidecar::ready(stack, &ns.name, "web");
+    // Lua is inline in the listener (no ECDS, no module to fetch): the header shows it runs.
+    eventually("the Lua filter's header", || {
+        let head = head(&sidecar, "/lua");
+        if head.to_ascii_lowercase().contains("x-lua: yes") {
+            Ok(())
+        } else {
+            Err(head)
+        }
+    });
+    let stdout = eventually("the script's line from deployer logs", || {
+        let output = deployer(stack)
+            .args(["logs", "hdr", "-n", &ns.name])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&output);
+        if stdout.contains("script log: lua saw a response") {
+            Ok(stdout)
+        } else {
+            Err(format!("{stdout}{stderr}"))
+        }
+    });
+    assert!(stdout.starts_with("[pod/web/istio-proxy] "), "{stdout}");
+    let report = ok(
+        deployer(stack)
+            .args(["status", "hdr", "-n", &ns.name])
+            .output()
+            .unwrap(),
+        "status",
+    );
+    assert!(report.contains("Image (inline Lua, no image)"), "{report}");
+}

@@ -72,6 +72,9 @@ pub struct Matcher {
     /// `<ns>.<name>~istio-translated-wasmplugin` is a WasmPlugin of the same name (both exist
     /// while `deployer migrate` runs), so it is not this plugin's.
     exact: bool,
+    /// A Lua TrafficExtension: Envoy's Lua filter logs `script log: <message>` under the `lua`
+    /// logger without naming the extension, so every such line of a selected pod is taken.
+    lua: bool,
 }
 
 impl Matcher {
@@ -81,6 +84,7 @@ impl Matcher {
             root_id: root_id.into(),
             url: url.into(),
             exact: false,
+            lua: false,
         }
     }
 
@@ -103,9 +107,10 @@ impl Matcher {
             crate::plugin::spec::Kind::WasmPlugin => {
                 Self::new(&plugin.envoy_name(), &plugin.plugin_name, &url)
             }
-            crate::plugin::spec::Kind::TrafficExtension => {
-                Self::traffic_extension(&plugin.envoy_name(), &plugin.plugin_name, &url)
-            }
+            crate::plugin::spec::Kind::TrafficExtension => Matcher {
+                lua: plugin.is_lua(),
+                ..Self::traffic_extension(&plugin.envoy_name(), &plugin.plugin_name, &url)
+            },
         }
     }
 
@@ -119,6 +124,9 @@ impl Matcher {
 
     /// Whether `line` is about the plugin, and how.
     pub fn classify(&self, line: &str) -> Option<Kind> {
+        if self.lua && line.contains("\tenvoy lua ") && line.contains("script log: ") {
+            return Some(Kind::WasmLog);
+        }
         let logged = logged_plugin_name(line);
         // The name is a whole word: `demo.ctx` must not match `demo.ctx-other`.
         if logged.is_some_and(|word| self.names(word)) {
@@ -270,9 +278,16 @@ mod tests {
         assert_eq!(te.classify(translated), None);
         let wp = Matcher::new("demo.ctx", "", "oci://r/x:1");
         assert_eq!(wp.classify(translated), Some(Kind::WasmLog));
-        let lua = Matcher::traffic_extension("demo.ctx", "", "");
+        let lua = Matcher {
+            lua: true,
+            ..Matcher::traffic_extension("demo.ctx", "", "")
+        };
         let other = format!("x\terror\twasm\t{FETCH_ERROR_PREFIX}oci://r/y:1: boom");
         assert_eq!(lua.classify(&other), None);
+        // Verbatim from a real sidecar running a Lua TrafficExtension.
+        let script = "2026-11-29T17:56:43.910419Z\tinfo\tenvoy lua source/extensions/filters/common/lua/lua.cc:28\tscript log: lua saw a response\tthread=23008";
+        assert_eq!(lua.classify(script), Some(Kind::WasmLog));
+        assert_eq!(te.classify(script), None);
     }
 
     #[test]
