@@ -227,13 +227,28 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     if printed == 0 && !args.all {
+        // A TrafficExtension has only its native name (Lua: Envoy's `script log:` lines).
+        let looked_for = match plugin.kind {
+            deployer::plugin::spec::Kind::TrafficExtension if plugin.is_lua() => {
+                "`envoy lua ... script log:` lines, which need lua:info".to_string()
+            }
+            deployer::plugin::spec::Kind::TrafficExtension => format!(
+                "`wasm log {}`, or a fetch error for {}",
+                plugin.envoy_name(),
+                plugin.fetch_url()
+            ),
+            deployer::plugin::spec::Kind::WasmPlugin => format!(
+                "`wasm log {}` or `wasm log {}{}`, or a fetch error for {}",
+                plugin.envoy_name(),
+                plugin.envoy_name(),
+                logline::TRANSLATED_SUFFIX,
+                plugin.fetch_url()
+            ),
+        };
         eprintln!(
-            "no line about WasmPlugin {namespace}/{} (`wasm log {}` or `wasm log {}{}`, or a fetch error for {}) in the {PROXY_CONTAINER} logs of {} pod(s).",
+            "no line about {} {namespace}/{} ({looked_for}) in the {PROXY_CONTAINER} logs of {} pod(s).",
+            plugin.kind,
             args.name,
-            plugin.envoy_name(),
-            plugin.envoy_name(),
-            logline::TRANSLATED_SUFFIX,
-            plugin.fetch_url(),
             meshed.len()
         );
         eprintln!("{}", level_hint(&quiet));
