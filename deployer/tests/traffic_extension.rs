@@ -441,19 +441,36 @@ fn logged(sidecar: &Sidecar, sent: usize) -> Vec<(usize, usize)> {
     counts
 }
 
-/// A WasmPlugin serving pod `web` under steady traffic, migrated with `extra` flags; returns
-/// the sidecar, the status codes of every request, how each was logged, and migrate's JSON.
+/// What one pod saw during a migration: the status code of every request sent to it, and how
+/// each was logged (by the WasmPlugin, by the TrafficExtension).
+struct Seen {
+    pod: String,
+    codes: Vec<u16>,
+    counts: Vec<(usize, usize)>,
+}
+
+/// A WasmPlugin serving pods `web-a` and `web-b`, each under steady traffic, migrated with
+/// `extra` flags; returns what each pod saw and migrate's JSON report.
 fn migrate_under_traffic(
     stack: &Stack,
     ns: &Namespace<'_>,
     extra: &[&str],
-) -> (Vec<u16>, Vec<(usize, usize)>, serde_json::Value) {
+) -> (Vec<Seen>, serde_json::Value) {
     let image = push_filter(stack, ns);
     apply(stack, ns, &image, "wp");
-    create_pod(ns, &web_pod("web"));
-    let sidecar = Sidecar::ready(stack, &ns.name, "web");
-    sidecar.wait_loaded(PLUGIN, "");
-    let traffic = Traffic::start(&sidecar);
+    let pods = ["web-a", "web-b"];
+    for pod in pods {
+        create_pod(ns, &web_pod(pod));
+    }
+    let sidecars: Vec<Sidecar> = pods
+        .iter()
+        .map(|pod| {
+            let sidecar = Sidecar::ready(stack, &ns.name, pod);
+            sidecar.wait_loaded(PLUGIN, "");
+            sidecar
+        })
+        .collect();
+    let traffic: Vec<Traffic> = sidecars.iter().map(Traffic::start).collect();
     std::thread::sleep(Duration::from_secs(1));
     let output = deployer(stack)
         .args(["migrate", PLUGIN, "-n", &ns.name, "-o", "json"])
@@ -462,26 +479,35 @@ fn migrate_under_traffic(
         .unwrap();
     // Steady traffic after the switch as well: nothing may fail or go unlogged then either.
     std::thread::sleep(Duration::from_secs(2));
-    let codes = traffic.stop();
+    let codes: Vec<Vec<u16>> = traffic.into_iter().map(Traffic::stop).collect();
     let report = ok(output, "migrate");
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
-    // The last requests' lines may still be on their way to the log file.
-    let counts = eventually("every request's line in the log", || {
-        let counts = logged(&sidecar, codes.len());
-        if counts.iter().all(|(wp, te)| wp + te > 0) || extra.contains(&"--break-before-make") {
-            Ok(counts)
-        } else {
-            Err(format!(
-                "{:?}",
-                counts
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| c.0 + c.1 == 0)
-                    .collect::<Vec<_>>()
-            ))
-        }
-    });
-    // One kind remains: the TrafficExtension, with the WasmPlugin's history.
+    let mut seen = Vec::new();
+    for (sidecar, codes) in sidecars.iter().zip(codes) {
+        // The last requests' lines may still be on their way to the log file.
+        let counts = eventually("every request's line in the log", || {
+            let counts = logged(sidecar, codes.len());
+            let last = counts.last().copied().unwrap_or_default();
+            if last.0 + last.1 > 0 {
+                Ok(counts)
+            } else {
+                Err(format!("{} requests, the last not logged yet", codes.len()))
+            }
+        });
+        assert!(
+            ecds_names(sidecar)
+                .iter()
+                .all(|n| !n.ends_with("~istio-translated-wasmplugin")),
+            "{:?}",
+            ecds_names(sidecar)
+        );
+        seen.push(Seen {
+            pod: sidecar.pod.clone(),
+            codes,
+            counts,
+        });
+    }
+    // One kind remains: the TrafficExtension.
     let table = ok(
         deployer(stack)
             .args(["list", "-n", &ns.name])
@@ -498,66 +524,78 @@ fn migrate_under_traffic(
             .starts_with("TrafficExtension"),
         "{table}"
     );
-    assert!(
-        ecds_names(&sidecar)
-            .iter()
-            .all(|n| !n.ends_with("~istio-translated-wasmplugin")),
-        "{:?}",
-        ecds_names(&sidecar)
+    assert_eq!(
+        report["per_pod"].as_object().map(|p| p.len()),
+        Some(2),
+        "every selected sidecar is watched: {report}"
     );
-    (codes, counts, report)
+    (seen, report)
 }
 
 #[test]
 fn migrate_make_before_break_fails_no_request_and_logs_every_request() {
     let stack = stack();
     let ns = stack.namespace("te-migrate");
-    let (codes, counts, report) = migrate_under_traffic(stack, &ns, &[]);
-    assert!(codes.len() > 100, "{} requests", codes.len());
-    let failed = codes.iter().filter(|c| **c != 200).count();
-    assert_eq!(failed, 0, "failed requests: {codes:?}");
-    assert!(counts.iter().all(|(wp, te)| wp + te >= 1));
-    let twice: Vec<usize> = (0..counts.len())
-        .filter(|i| counts[*i].0 >= 1 && counts[*i].1 >= 1)
-        .collect();
+    let (seen, report) = migrate_under_traffic(stack, &ns, &[]);
     let window = report["window_seconds"]
         .as_f64()
         .expect("a measured window");
+    for Seen { pod, codes, counts } in &seen {
+        assert!(codes.len() > 100, "{pod}: {} requests", codes.len());
+        let failed = codes.iter().filter(|c| **c != 200).count();
+        assert_eq!(failed, 0, "{pod}: failed requests: {codes:?}");
+        let unlogged: Vec<usize> = (0..counts.len())
+            .filter(|i| counts[*i].0 + counts[*i].1 == 0)
+            .collect();
+        assert!(
+            unlogged.is_empty(),
+            "{pod}: requests no filter saw: {unlogged:?}"
+        );
+        let twice: Vec<usize> = (0..counts.len())
+            .filter(|i| counts[*i].0 >= 1 && counts[*i].1 >= 1)
+            .collect();
+        eprintln!(
+            "make-before-break {pod}: {} requests, 0 failed, all logged, {} logged by both (requests {:?}..{:?}, ~{:.0} ms at 20 ms pacing); migrate measured {:.3}s here",
+            codes.len(),
+            twice.len(),
+            twice.first(),
+            twice.last(),
+            twice.len() as f64 * 20.0,
+            report["per_pod"][pod].as_f64().unwrap_or(-1.0),
+        );
+        assert!(
+            !twice.is_empty(),
+            "{pod}: make-before-break overlaps: some request passes both"
+        );
+        // Before the overlap only the WasmPlugin logs, after it only the TrafficExtension.
+        assert_eq!(counts[0], (1, 0), "{pod}");
+        assert_eq!(counts[counts.len() - 1], (0, 1), "{pod}");
+    }
     eprintln!(
-        "make-before-break: {} requests, 0 failed, {} logged by both (requests {:?}..{:?}, {:.0} ms apart at 20 ms pacing); migrate measured both running for {window:.3}s, switch after {:.3}s",
-        codes.len(),
-        twice.len(),
-        twice.first(),
-        twice.last(),
-        twice.len() as f64 * 20.0,
+        "make-before-break: both ran {window:.3}s at most; every sidecar ran the TrafficExtension {:.3}s after the apply",
         report["switch_seconds"].as_f64().unwrap_or_default()
     );
-    assert!(
-        !twice.is_empty(),
-        "make-before-break overlaps: some request passes both"
-    );
     assert!(window > 0.0 && window < 30.0, "{report}");
-    // Before the overlap only the WasmPlugin logs, after it only the TrafficExtension.
-    assert!(counts[0].0 == 1 && counts[0].1 == 0, "{:?}", counts[0]);
-    let last = counts[counts.len() - 1];
-    assert!(last == (0, 1), "{last:?}");
 }
 
 #[test]
 fn migrate_break_before_make_never_logs_a_request_twice_and_reports_the_gap() {
     let stack = stack();
     let ns = stack.namespace("te-bbm");
-    let (codes, counts, report) = migrate_under_traffic(stack, &ns, &["--break-before-make"]);
-    let failed = codes.iter().filter(|c| **c != 200).count();
-    assert_eq!(failed, 0, "failed requests: {codes:?}");
-    let twice = counts.iter().filter(|(wp, te)| wp + te > 1).count();
-    assert_eq!(twice, 0, "{counts:?}");
-    let skipped = counts.iter().filter(|(wp, te)| wp + te == 0).count();
-    let gap = report["window_seconds"].as_f64().expect("a measured gap");
-    eprintln!(
-        "break-before-make: {} requests, 0 failed, 0 logged twice, {skipped} skipped the filter; migrate measured a gap of {gap:.3}s",
-        codes.len()
-    );
+    let (seen, report) = migrate_under_traffic(stack, &ns, &["--break-before-make"]);
+    for Seen { pod, codes, counts } in &seen {
+        let failed = codes.iter().filter(|c| **c != 200).count();
+        assert_eq!(failed, 0, "{pod}: failed requests: {codes:?}");
+        let twice = counts.iter().filter(|(wp, te)| wp + te > 1).count();
+        assert_eq!(twice, 0, "{pod}: {counts:?}");
+        let skipped = counts.iter().filter(|(wp, te)| wp + te == 0).count();
+        eprintln!(
+            "break-before-make {pod}: {} requests, 0 failed, 0 logged twice, {skipped} skipped the filter; migrate measured a gap of {:.3}s here",
+            codes.len(),
+            report["per_pod"][pod].as_f64().unwrap_or(-1.0),
+        );
+    }
+    assert!(report["window_seconds"].as_f64().is_some(), "{report}");
     assert_eq!(report["mode"], "break-before-make");
 }
 
