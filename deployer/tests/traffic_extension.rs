@@ -632,6 +632,22 @@ fn migrate_dry_run_changes_nothing_and_a_refused_step_keeps_the_wasmplugin() {
         )
     };
     assert_eq!(kinds(stack).trim(), "wasmplugin.extensions.istio.io/ctx");
+    // A user who may only read: the server-side dry run of the apply is refused, nothing moves.
+    let output = deployer(stack)
+        .args([
+            "migrate",
+            PLUGIN,
+            "-n",
+            &ns.name,
+            "--context",
+            "wasm-stack-dev",
+        ])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&output);
+    assert!(!output.status.success());
+    assert!(stderr.contains("forbidden"), "{stderr}");
+    assert_eq!(kinds(stack).trim(), "wasmplugin.extensions.istio.io/ctx");
     // A TrafficExtension of that name with another spec is someone else's: refused, untouched.
     let other = ok(
         deployer(stack)

@@ -104,6 +104,11 @@ impl Matcher {
             plugin.fetch_url()
         };
         match plugin.kind {
+            crate::plugin::spec::Kind::WasmPlugin if plugin.shares_name => Matcher {
+                envoy_name: format!("{}{TRANSLATED_SUFFIX}", plugin.envoy_name()),
+                exact: true,
+                ..Self::new(&plugin.envoy_name(), &plugin.plugin_name, &url)
+            },
             crate::plugin::spec::Kind::WasmPlugin => {
                 Self::new(&plugin.envoy_name(), &plugin.plugin_name, &url)
             }

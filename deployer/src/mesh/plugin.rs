@@ -42,6 +42,10 @@ pub struct Plugin {
     pub changed_at: Option<Timestamp>,
     /// The spec exactly as stored, for display.
     pub spec: Value,
+    /// A WasmPlugin whose name a TrafficExtension shares (during `deployer migrate`): then the
+    /// native `<ns>.<name>` lines are the TrafficExtension's, only the translated ones its own.
+    #[serde(skip)]
+    pub shares_name: bool,
 }
 
 impl Plugin {
@@ -143,6 +147,7 @@ impl Plugin {
                 .max()
                 .or_else(|| object.metadata.creation_timestamp.as_ref().map(|t| t.0)),
             spec: stored,
+            shares_name: false,
         }
     }
 
@@ -223,7 +228,17 @@ pub async fn find(
     let kind = cluster.resolve_kind(choice, namespace, name).await?;
     cluster.ensure_crd_of(kind).await?;
     match cluster.get_object(kind, namespace, name).await? {
-        Some(object) => Ok(Plugin::from_object(&object)),
+        Some(object) => {
+            let mut plugin = Plugin::from_object(&object);
+            plugin.shares_name = kind == Kind::WasmPlugin
+                && matches!(
+                    cluster
+                        .get_object(Kind::TrafficExtension, namespace, name)
+                        .await,
+                    Ok(Some(_))
+                );
+            Ok(plugin)
+        }
         None => Err(super::Error::PluginMissing {
             context: cluster.context.clone(),
             namespace: namespace.into(),
@@ -302,6 +317,29 @@ mod tests {
         assert!(
             plugin.spec.get("wasm").is_some(),
             "the stored spec is shown as stored"
+        );
+    }
+
+    #[test]
+    fn a_wasmplugin_sharing_its_name_keeps_only_its_translated_lines() {
+        let line = |name: &str| {
+            format!(
+                "2026-11-29T17:00:00.000000Z\tinfo\tenvoy wasm context.cc:1151\twasm log {name}: NewHttpContext\tthread=20"
+            )
+        };
+        let mut plugin = Plugin::from_object(&object(serde_json::json!({"url": "oci://r/x:1"})));
+        let alone = crate::mesh::logline::Matcher::for_plugin(&plugin);
+        assert!(
+            alone.classify(&line("demo.ctx")).is_some(),
+            "older Istio's name"
+        );
+        plugin.shares_name = true;
+        let matcher = crate::mesh::logline::Matcher::for_plugin(&plugin);
+        assert_eq!(matcher.classify(&line("demo.ctx")), None);
+        assert!(
+            matcher
+                .classify(&line("demo.ctx~istio-translated-wasmplugin"))
+                .is_some()
         );
     }
 }
