@@ -470,6 +470,20 @@ fn migrate_under_traffic(
             sidecar
         })
         .collect();
+    let annotation = |kind: &str| {
+        let out = ok(
+            stack
+                .kubectl()
+                .args(["get", kind, PLUGIN, "-n", &ns.name, "-o"])
+                .arg("jsonpath={.metadata.annotations.wasm-deployer\\.io/revisions}")
+                .output()
+                .unwrap(),
+            "kubectl get annotation",
+        );
+        serde_json::from_str::<serde_json::Value>(&out).unwrap_or_default()
+    };
+    let history = annotation("wasmplugin");
+    assert!(history.is_array() || history.is_object(), "{history}");
     let traffic: Vec<Traffic> = sidecars.iter().map(Traffic::start).collect();
     std::thread::sleep(Duration::from_secs(1));
     let output = deployer(stack)
@@ -507,6 +521,8 @@ fn migrate_under_traffic(
             counts,
         });
     }
+    // The revision history went with it.
+    assert_eq!(annotation("trafficextension"), history);
     // One kind remains: the TrafficExtension.
     let table = ok(
         deployer(stack)
