@@ -368,7 +368,7 @@ fn delete_and_list() {
     }
     let one = lines
         .iter()
-        .find(|l| l.starts_with("one "))
+        .find(|l| l.starts_with("WasmPlugin") && l.split_whitespace().nth(1) == Some("one"))
         .expect("row one");
     assert!(
         one.contains("AUTHZ") && one.contains("app=web") && one.contains(&f.ns.name),
@@ -376,7 +376,7 @@ fn delete_and_list() {
     );
     let two = lines
         .iter()
-        .find(|l| l.starts_with("two "))
+        .find(|l| l.starts_with("WasmPlugin") && l.split_whitespace().nth(1) == Some("two"))
         .expect("row two");
     assert!(
         two.contains("Gateway/ingress") && two.contains(&sha[..12]),

@@ -445,6 +445,48 @@ const BAD_VALUES: &[BadValue] = &[
         expect: &["pluginconfig"],
     },
     BadValue {
+        what: "TrafficExtension with both url and lua",
+        args: &[
+            "--set",
+            "kind=TrafficExtension",
+            "--set",
+            "lua.inlineCode=function envoy_on_request(h) end",
+        ],
+        expect: &["/lua/inlineCode", "exactly one of wasm (url) or lua"],
+    },
+    BadValue {
+        what: "TrafficExtension with neither url nor lua",
+        args: &["--set", "kind=TrafficExtension", "--set", "url="],
+        expect: &["/url", "exactly one of wasm or lua"],
+    },
+    BadValue {
+        what: "Lua in a WasmPlugin",
+        args: &[
+            "--set",
+            "url=",
+            "--set",
+            "lua.inlineCode=function envoy_on_request(h) end",
+        ],
+        expect: &["/lua/inlineCode", "Lua runs only in a TrafficExtension"],
+    },
+    BadValue {
+        what: "TrafficExtension with the deprecated targetRef",
+        args: &[
+            "--set",
+            "kind=TrafficExtension",
+            "--set",
+            "targetRef.kind=Service",
+            "--set",
+            "targetRef.name=web",
+        ],
+        expect: &["/targetRef", "only targetRefs"],
+    },
+    BadValue {
+        what: "kind neither WasmPlugin nor TrafficExtension",
+        args: &["--set", "kind=EnvoyFilter"],
+        expect: &["/kind", "TrafficExtension"],
+    },
+    BadValue {
         what: "bad WasmPlugin name",
         args: &["--set", "name=My_Plugin"],
         expect: &["/name"],
@@ -694,6 +736,10 @@ fn cli_render(args: &[&str]) -> Value {
 }
 
 fn chart_render(release: &str, values: &Value) -> Value {
+    chart_render_kind(release, values, "WasmPlugin")
+}
+
+fn chart_render_kind(release: &str, values: &Value, kind: &str) -> Value {
     let mut command = helm();
     command.arg("template").arg(release).arg(chart_dir()).args([
         "--namespace",
@@ -702,7 +748,74 @@ fn chart_render(release: &str, values: &Value) -> Value {
         "-",
     ]);
     let docs = documents(&run_ok(&mut command, Some(&values.to_string())));
-    only(&docs, "WasmPlugin").clone()
+    only(&docs, kind).clone()
+}
+
+#[test]
+fn chart_renders_the_same_traffic_extension_as_the_cli() {
+    let url = format!("oci://127.0.0.1:5000/ctx@sha256:{DIGEST}");
+    let lua = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(lua.path(), "function envoy_on_response(h) end\n").unwrap();
+    let lua_path = lua.path().display().to_string();
+    let cases: Vec<(&str, Vec<&str>, Value)> = vec![
+        (
+            "wasm",
+            vec![
+                "te",
+                "--kind",
+                "te",
+                "--image",
+                &url,
+                "--selector",
+                "app=web",
+                "--phase",
+                "unspecified",
+                "--priority",
+                "3",
+                "--plugin-name",
+                "root",
+                "--set",
+                "a=1",
+                "--fail-strategy",
+                "fail-open",
+                "--match",
+                "server:8080",
+            ],
+            json!({
+                "kind": "TrafficExtension", "name": "te", "url": url, "sha256": DIGEST,
+                "selector": {"matchLabels": {"app": "web"}}, "phase": "UNSPECIFIED_PHASE",
+                "priority": 3, "pluginName": "root", "pluginConfig": {"a": 1},
+                "failStrategy": "FAIL_OPEN", "match": [{"mode": "SERVER", "ports": [{"number": 8080}]}]
+            }),
+        ),
+        (
+            "lua",
+            vec!["lua", "--lua", &lua_path, "--selector", "app=web"],
+            json!({
+                "kind": "TrafficExtension", "name": "lua", "url": "",
+                "selector": {"matchLabels": {"app": "web"}},
+                "lua": {"inlineCode": "function envoy_on_response(h) end\n"}
+            }),
+        ),
+    ];
+    for (what, flags, values) in cases {
+        let cli = cli_render(&flags);
+        assert_eq!(cli["kind"], "TrafficExtension", "{what}");
+        let chart = chart_render_kind("release", &values, "TrafficExtension");
+        assert_same_spec(what, &cli["spec"], &chart["spec"]);
+        // And the values `--helm-values` prints reproduce it.
+        let mut with_values = flags.clone();
+        with_values.push("--helm-values");
+        let printed = cli_render(&with_values);
+        assert_eq!(printed["kind"], "TrafficExtension", "{what}: {printed}");
+        let mut printed = printed;
+        if what == "lua" {
+            // The chart's url default is a wasm image: a Lua values file empties it.
+            printed["url"] = json!("");
+        }
+        let again = chart_render_kind("release", &printed, "TrafficExtension");
+        assert_same_spec(what, &cli["spec"], &again["spec"]);
+    }
 }
 
 const DIGEST: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -919,6 +1032,9 @@ const CHART_ONLY: &[&str] = &[
     // istiod then cannot read the object. The chart refuses such values: stricter is safer.
     "priority above int32",
     "priority below int32",
+    // TrafficExtension has no `targetRef`: the API server prunes the unknown field (a warning,
+    // not an error), so the plugin would silently select every pod.
+    "TrafficExtension with the deprecated targetRef",
 ];
 
 #[test]

@@ -117,10 +117,15 @@ pub fn map(cluster: &Cluster, attempt: &Attempt<'_>, failure: Failure) -> Error 
                 }
             } else {
                 // A bare "404 page not found" (not a Status): the API path itself does not exist.
+                let kind = crate::plugin::spec::Kind::ALL
+                    .into_iter()
+                    .find(|kind| kind.resource() == attempt.resource)
+                    .unwrap_or_default();
                 Error::CrdMissing {
+                    kind: kind.name(),
                     context,
                     server: cluster.server.clone(),
-                    resource: crate::plugin::spec::PLURAL,
+                    resource: kind.plural(),
                     api_version: crate::plugin::spec::API_VERSION,
                 }
             }

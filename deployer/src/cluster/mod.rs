@@ -1,6 +1,6 @@
 //! Talking to Kubernetes about WasmPlugins: a client per kubeconfig context with bounded
-//! timeouts (`connect`), server-side apply / get / list / delete of the resource
-//! (`wasmplugin`), the registry pull Secret (`pull_secret`), and the mapping of API answers
+//! timeouts (`connect`), server-side apply / get / list / delete of the resource, a
+//! WasmPlugin or a TrafficExtension (`wasmplugin`), the registry pull Secret (`pull_secret`), and the mapping of API answers
 //! to errors that say what to do (`errors`).
 pub mod connect;
 pub mod errors;
@@ -39,9 +39,11 @@ pub enum Error {
         message: String,
     },
     #[error(
-        "WasmPlugin CRD not found: is Istio installed in this cluster? (context {context}, server {server}: no {resource} in {api_version}); install Istio (its CRDs come with `istioctl install` or the `base` Helm chart)"
+        "{kind} CRD not found: is Istio installed in this cluster? (context {context}, server {server}: no {resource} in {api_version}); install Istio (its CRDs come with `istioctl install` or the `base` Helm chart{})",
+        if *kind == "TrafficExtension" { "; TrafficExtension needs an Istio with istio.io/api 1.32, else use --kind wasmplugin" } else { "" }
     )]
     CrdMissing {
+        kind: &'static str,
         context: String,
         server: String,
         resource: &'static str,

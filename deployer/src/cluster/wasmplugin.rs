@@ -1,11 +1,12 @@
-//! WasmPlugin reads and writes: server-side apply with the fixed field manager, the revision
-//! history annotation, and created/configured/unchanged from what the server says.
+//! WasmPlugin and TrafficExtension reads and writes (one code path, the kind picks the API
+//! resource): server-side apply with the fixed field manager, the revision history annotation,
+//! and created/configured/unchanged from what the server says.
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 
 use super::errors::{self, Attempt, Failure};
 use super::{Cluster, Error, FIELD_MANAGER};
 use crate::plugin::history::{self, History};
-use crate::plugin::spec::{self, WasmPluginManifest};
+use crate::plugin::spec::{self, Kind, KindChoice, WasmPluginManifest};
 
 pub const RESOURCE: &str = "wasmplugins.extensions.istio.io";
 
@@ -44,12 +45,16 @@ pub struct Applied {
 }
 
 pub fn api_resource() -> ApiResource {
+    api_resource_of(Kind::WasmPlugin)
+}
+
+pub fn api_resource_of(kind: Kind) -> ApiResource {
     ApiResource {
         group: spec::GROUP.into(),
         version: spec::VERSION.into(),
         api_version: spec::API_VERSION.into(),
-        kind: spec::KIND.into(),
-        plural: spec::PLURAL.into(),
+        kind: kind.name().into(),
+        plural: kind.plural().into(),
     }
 }
 
@@ -92,15 +97,16 @@ pub fn history_of(object: &DynamicObject) -> Result<History, crate::plugin::Erro
 }
 
 impl Cluster {
-    fn plugins(&self, namespace: Option<&str>) -> Api<DynamicObject> {
+    fn plugins(&self, kind: Kind, namespace: Option<&str>) -> Api<DynamicObject> {
         match namespace {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &api_resource()),
-            None => Api::all_with(self.client.clone(), &api_resource()),
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &api_resource_of(kind)),
+            None => Api::all_with(self.client.clone(), &api_resource_of(kind)),
         }
     }
 
     fn fail(
         &self,
+        kind: Kind,
         verb: &'static str,
         namespace: Option<&str>,
         name: Option<&str>,
@@ -110,7 +116,7 @@ impl Cluster {
             self,
             &Attempt {
                 verb,
-                resource: RESOURCE,
+                resource: kind.resource(),
                 namespace,
                 name,
             },
@@ -121,6 +127,10 @@ impl Cluster {
     /// Checks discovery for the WasmPlugin resource, so a missing CRD is named as such instead
     /// of surfacing as a puzzling 404 on the first write.
     pub async fn ensure_crd(&self) -> Result<(), Error> {
+        self.ensure_crd_of(Kind::WasmPlugin).await
+    }
+
+    pub async fn ensure_crd_of(&self, kind: Kind) -> Result<(), Error> {
         let found = self
             .bounded(async {
                 match self
@@ -128,9 +138,9 @@ impl Cluster {
                     .list_api_group_resources(spec::API_VERSION)
                     .await
                 {
-                    Ok(list) => Ok(list.resources.iter().any(|r| r.name == spec::PLURAL)),
+                    Ok(list) => Ok(list.resources.iter().any(|r| r.name == kind.plural())),
                     Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
-                    Err(err) => Err(self.fail("discover", None, None, err)),
+                    Err(err) => Err(self.fail(kind, "discover", None, None, err)),
                 }
             })
             .await?;
@@ -138,9 +148,10 @@ impl Cluster {
             Ok(())
         } else {
             Err(Error::CrdMissing {
+                kind: kind.name(),
                 context: self.context.clone(),
                 server: self.server.clone(),
-                resource: spec::PLURAL,
+                resource: kind.plural(),
                 api_version: spec::API_VERSION,
             })
         }
@@ -151,8 +162,17 @@ impl Cluster {
         namespace: &str,
         name: &str,
     ) -> Result<Option<DynamicObject>, Error> {
+        self.get_object(Kind::WasmPlugin, namespace, name).await
+    }
+
+    pub async fn get_object(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<DynamicObject>, Error> {
         self.bounded(async {
-            match self.plugins(Some(namespace)).get(name).await {
+            match self.plugins(kind, Some(namespace)).get(name).await {
                 Ok(object) => Ok(Some(object)),
                 Err(kube::Error::Api(status))
                     if status.code == 404
@@ -161,10 +181,40 @@ impl Cluster {
                 {
                     Ok(None)
                 }
-                Err(err) => Err(self.fail("get", Some(namespace), Some(name), err)),
+                Err(err) => Err(self.fail(kind, "get", Some(namespace), Some(name), err)),
             }
         })
         .await
+    }
+
+    /// `--kind`'s answer for the object `namespace/name`: the kind named, else (`auto`) a
+    /// WasmPlugin when one exists or no TrafficExtension does, else the TrafficExtension. A
+    /// cluster without the TrafficExtension CRD counts as having none.
+    pub async fn resolve_kind(
+        &self,
+        choice: KindChoice,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Kind, Error> {
+        if let Some(kind) = choice.explicit() {
+            return Ok(kind);
+        }
+        if self
+            .get_object(Kind::WasmPlugin, namespace, name)
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            return Ok(Kind::WasmPlugin);
+        }
+        match self
+            .get_object(Kind::TrafficExtension, namespace, name)
+            .await
+        {
+            Ok(Some(_)) => Ok(Kind::TrafficExtension),
+            _ => Ok(Kind::WasmPlugin),
+        }
     }
 
     /// Server-side applies `manifest` plus its revision history (read from the live object).
@@ -173,6 +223,18 @@ impl Cluster {
         manifest: &WasmPluginManifest,
         force: bool,
         dry_run: DryRun,
+    ) -> Result<Applied, Error> {
+        self.apply_plugin_from(manifest, force, dry_run, None).await
+    }
+
+    /// `apply_plugin`, continuing the revision history of `history_from` (another object, e.g.
+    /// the WasmPlugin a TrafficExtension replaces) when the target has none yet.
+    pub async fn apply_plugin_from(
+        &self,
+        manifest: &WasmPluginManifest,
+        force: bool,
+        dry_run: DryRun,
+        history_from: Option<&DynamicObject>,
     ) -> Result<Applied, Error> {
         let namespace = manifest
             .metadata
@@ -189,9 +251,9 @@ impl Cluster {
         // write when someone wrote in between; then the history is read again.
         let mut attempt = 1;
         let (live, history, mut object) = loop {
-            let live = self.get_plugin(namespace, name).await?;
+            let live = self.get_object(manifest.kind, namespace, name).await?;
             let now = k8s_openapi::jiff::Timestamp::now().to_string();
-            let history = next_history(live.as_ref(), manifest, &now);
+            let history = next_history(live.as_ref().or(history_from), manifest, &now);
             let mut body = manifest.clone();
             body.metadata.namespace = Some(namespace.to_string());
             body.metadata
@@ -207,7 +269,7 @@ impl Cluster {
             let written = self
                 .bounded(async {
                     Ok(self
-                        .plugins(Some(namespace))
+                        .plugins(manifest.kind, Some(namespace))
                         .patch(name, &params, &Patch::Apply(&body))
                         .await)
                 })
@@ -220,7 +282,15 @@ impl Cluster {
                     tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
                     attempt += 1;
                 }
-                Err(err) => return Err(self.fail("patch", Some(namespace), Some(name), err)),
+                Err(err) => {
+                    return Err(self.fail(
+                        manifest.kind,
+                        "patch",
+                        Some(namespace),
+                        Some(name),
+                        err,
+                    ));
+                }
             }
         };
         let outcome = match &live {
@@ -259,12 +329,20 @@ impl Cluster {
     }
 
     pub async fn list_plugins(&self, namespace: Option<&str>) -> Result<Vec<DynamicObject>, Error> {
+        self.list_objects(Kind::WasmPlugin, namespace).await
+    }
+
+    pub async fn list_objects(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+    ) -> Result<Vec<DynamicObject>, Error> {
         self.bounded(async {
-            self.plugins(namespace)
+            self.plugins(kind, namespace)
                 .list(&ListParams::default())
                 .await
                 .map(|list| list.items)
-                .map_err(|err| self.fail("list", namespace, None, err))
+                .map_err(|err| self.fail(kind, "list", namespace, None, err))
         })
         .await
     }
@@ -275,16 +353,27 @@ impl Cluster {
         name: &str,
         dry_run: DryRun,
     ) -> Result<(), Error> {
+        self.delete_object(Kind::WasmPlugin, namespace, name, dry_run)
+            .await
+    }
+
+    pub async fn delete_object(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        dry_run: DryRun,
+    ) -> Result<(), Error> {
         let params = DeleteParams {
             dry_run: dry_run == DryRun::Server,
             ..Default::default()
         };
         self.bounded(async {
-            self.plugins(Some(namespace))
+            self.plugins(kind, Some(namespace))
                 .delete(name, &params)
                 .await
                 .map(|_| ())
-                .map_err(|err| self.fail("delete", Some(namespace), Some(name), err))
+                .map_err(|err| self.fail(kind, "delete", Some(namespace), Some(name), err))
         })
         .await
     }

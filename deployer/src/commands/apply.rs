@@ -1,4 +1,5 @@
-//! `deployer apply`: build a WasmPlugin from flags (or -f), pin its image to a digest, check it,
+//! `deployer apply`: build a WasmPlugin or TrafficExtension from flags (or -f), pin its image to
+//! a digest, check it,
 //! and server-side apply it to one or more clusters. Everything that can fail without a write
 //! (flags, validation, digest, credentials, the CRD, the API server's dry run when more than
 //! one write follows) is done for every context before the first write.
@@ -16,7 +17,7 @@ use kube::api::DynamicObject;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// WasmPlugin name (default: metadata.name from -f).
+    /// WasmPlugin / TrafficExtension name (default: metadata.name from -f).
     pub name: Option<String>,
     #[command(flatten)]
     pub spec: SpecFlags,
@@ -120,7 +121,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         match args.output {
             Some(format) => print_value(&serde_json::to_value(&manifest)?, format)?,
             None => println!(
-                "wasmplugin.extensions.istio.io/{} checked (dry run: client, nothing sent)",
+                "{}/{} checked (dry run: client, nothing sent)",
+                manifest.kind.singular_resource(),
                 draft.name
             ),
         }
@@ -128,17 +130,24 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     let clusters = args.cluster.connect_all().await?;
-    let plans: Vec<(Cluster, WasmPluginManifest)> = clusters
-        .into_iter()
-        .map(|cluster| {
-            let namespace = draft
-                .namespace
-                .clone()
-                .unwrap_or_else(|| cluster.default_namespace.clone());
-            check(&draft, &namespace, args.spec.skip_client_validation)?;
-            Ok((cluster, draft.manifest(&namespace)))
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let mut plans: Vec<(Cluster, WasmPluginManifest)> = Vec::new();
+    for cluster in clusters {
+        let namespace = draft
+            .namespace
+            .clone()
+            .unwrap_or_else(|| cluster.default_namespace.clone());
+        let mut draft = draft.clone();
+        if draft.kind.is_none() {
+            // auto: the kind of the object already there (WasmPlugin when both or none are).
+            draft.kind = Some(
+                cluster
+                    .resolve_kind(args.spec.kind, &namespace, &draft.name)
+                    .await?,
+            );
+        }
+        check(&draft, &namespace, args.spec.skip_client_validation)?;
+        plans.push((cluster, draft.manifest(&namespace)));
+    }
     let dry_run = if args.dry_run == Some(DryRunMode::Server) {
         DryRun::Server
     } else {
@@ -146,7 +155,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let writes = plans.len() * if credential.is_some() { 2 } else { 1 };
     for (cluster, manifest) in &plans {
-        cluster.ensure_crd().await?;
+        cluster.ensure_crd_of(manifest.kind).await?;
         if writes > 1 && dry_run == DryRun::Off {
             // The API server's own validation, RBAC and conflict checks for every write, so a
             // rejection in the last one does not leave the first ones changed.
@@ -216,7 +225,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                         ""
                     };
                     println!(
-                        "wasmplugin.extensions.istio.io/{} {} ({dry}namespace {}{revision}{})",
+                        "{}/{} {} ({dry}namespace {}{revision}{})",
+                        manifest.kind.singular_resource(),
                         manifest.metadata.name,
                         applied.outcome,
                         manifest.metadata.namespace.as_deref().unwrap_or_default(),

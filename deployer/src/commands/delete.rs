@@ -2,6 +2,7 @@
 use std::process::ExitCode;
 
 use deployer::cluster::DryRun;
+use deployer::plugin::spec::KindChoice;
 
 use super::apply::{ClusterArgs, DryRunMode};
 
@@ -11,6 +12,10 @@ pub struct Args {
     pub name: String,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    /// wasmplugin (wp), trafficextension (te), or auto: the WasmPlugin of that name if there
+    /// is one, else the TrafficExtension.
+    #[arg(long, value_enum, default_value = "auto", ignore_case = true)]
+    pub kind: KindChoice,
     /// Succeed when the plugin does not exist.
     #[arg(long)]
     pub ignore_not_found: bool,
@@ -22,7 +27,9 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let clusters = args.cluster.connect_all().await?;
     for cluster in &clusters {
-        cluster.ensure_crd().await?;
+        if let Some(kind) = args.kind.explicit() {
+            cluster.ensure_crd_of(kind).await?;
+        }
     }
     let several = clusters.len() > 1;
     for cluster in &clusters {
@@ -36,20 +43,28 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         } else {
             String::new()
         };
+        let kind = cluster
+            .resolve_kind(args.kind, &namespace, &args.name)
+            .await?;
+        let resource = kind.singular_resource();
         let dry_run = match args.dry_run {
             Some(DryRunMode::Client) => {
                 // Client dry run: only check that there is something to delete.
-                if cluster.get_plugin(&namespace, &args.name).await?.is_none()
+                if cluster
+                    .get_object(kind, &namespace, &args.name)
+                    .await?
+                    .is_none()
                     && !args.ignore_not_found
                 {
                     anyhow::bail!(
-                        "wasmplugin {namespace}/{} not found (context {})",
+                        "{} {namespace}/{} not found (context {})",
+                        kind.name().to_lowercase(),
                         args.name,
                         cluster.context
                     );
                 }
                 println!(
-                    "wasmplugin.extensions.istio.io/{} deleted (dry run: client, namespace {namespace}{note})",
+                    "{resource}/{} deleted (dry run: client, namespace {namespace}{note})",
                     args.name
                 );
                 continue;
@@ -57,7 +72,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             Some(DryRunMode::Server) => DryRun::Server,
             None => DryRun::Off,
         };
-        match cluster.delete_plugin(&namespace, &args.name, dry_run).await {
+        match cluster
+            .delete_object(kind, &namespace, &args.name, dry_run)
+            .await
+        {
             Ok(()) => {
                 let dry = if dry_run == DryRun::Server {
                     "server dry run, "
@@ -65,13 +83,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     ""
                 };
                 println!(
-                    "wasmplugin.extensions.istio.io/{} deleted ({dry}namespace {namespace}{note})",
+                    "{resource}/{} deleted ({dry}namespace {namespace}{note})",
                     args.name
                 );
             }
             Err(deployer::cluster::Error::NotFound { .. }) if args.ignore_not_found => {
                 println!(
-                    "wasmplugin.extensions.istio.io/{} not found, nothing to delete (namespace {namespace}{note})",
+                    "{resource}/{} not found, nothing to delete (namespace {namespace}{note})",
                     args.name
                 );
             }

@@ -2,6 +2,7 @@
 use std::process::ExitCode;
 
 use deployer::output::Format;
+use deployer::plugin::spec::{Kind, KindChoice};
 use kube::api::DynamicObject;
 use serde::Serialize;
 
@@ -12,6 +13,9 @@ pub struct Args {
     #[command(flatten)]
     pub cluster: ClusterArgs,
     /// List across all namespaces.
+    /// Only this kind: wasmplugin (wp) or trafficextension (te); auto lists both.
+    #[arg(long, value_enum, default_value = "auto", ignore_case = true)]
+    pub kind: KindChoice,
     #[arg(short = 'A', long, conflicts_with = "namespace")]
     pub all_namespaces: bool,
     #[arg(short = 'o', long, value_enum, default_value = "text")]
@@ -21,6 +25,7 @@ pub struct Args {
 #[derive(Debug, Serialize)]
 struct Row {
     context: String,
+    kind: String,
     name: String,
     namespace: String,
     /// The url without its digest: what was deployed, as people name it.
@@ -39,7 +44,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let clusters = args.cluster.connect_all().await?;
     let mut rows = Vec::new();
     for cluster in &clusters {
-        cluster.ensure_crd().await?;
         let namespace = if args.all_namespaces {
             None
         } else {
@@ -50,8 +54,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .unwrap_or_else(|| cluster.default_namespace.clone()),
             )
         };
-        for object in cluster.list_plugins(namespace.as_deref()).await? {
-            rows.push(row(&cluster.context, &object));
+        for kind in kinds(cluster, args.kind).await? {
+            for object in cluster.list_objects(kind, namespace.as_deref()).await? {
+                rows.push(row(&cluster.context, &object));
+            }
         }
     }
     match args.output {
@@ -62,16 +68,53 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The kinds to list: the one named, else both, leaving out TrafficExtension on a cluster whose
+/// Istio predates it (its CRD is missing) so older meshes still list their WasmPlugins.
+async fn kinds(
+    cluster: &deployer::cluster::Cluster,
+    choice: KindChoice,
+) -> anyhow::Result<Vec<Kind>> {
+    if let Some(kind) = choice.explicit() {
+        cluster.ensure_crd_of(kind).await?;
+        return Ok(vec![kind]);
+    }
+    cluster.ensure_crd_of(Kind::WasmPlugin).await?;
+    let mut kinds = vec![Kind::WasmPlugin];
+    match cluster.ensure_crd_of(Kind::TrafficExtension).await {
+        Ok(()) => kinds.push(Kind::TrafficExtension),
+        Err(deployer::cluster::Error::CrdMissing { .. }) => {}
+        Err(err) => return Err(err.into()),
+    }
+    Ok(kinds)
+}
+
 fn row(context: &str, object: &DynamicObject) -> Row {
+    let kind = object
+        .types
+        .as_ref()
+        .map(|t| t.kind.clone())
+        .unwrap_or_else(|| Kind::WasmPlugin.name().to_string());
+    // A TrafficExtension keeps the wasm fields under `spec.wasm`; a Lua one has no image.
     let spec = &object.data["spec"];
+    let wasm = if spec["wasm"].is_object() {
+        &spec["wasm"]
+    } else {
+        spec
+    };
     let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
-    let url = text(&spec["url"]).unwrap_or_default();
+    let url = text(&wasm["url"]).unwrap_or_else(|| {
+        if spec["lua"].is_object() {
+            "(lua)".to_string()
+        } else {
+            String::new()
+        }
+    });
     let (image, url_digest) = match url.split_once('@') {
         Some((image, digest)) => (image.to_string(), Some(digest.to_string())),
         None => (url.clone(), None),
     };
     let digest = url_digest.or_else(|| {
-        text(&spec["sha256"])
+        text(&wasm["sha256"])
             .filter(|s| !s.is_empty())
             .map(|hex| format!("sha256:{hex}"))
     });
@@ -112,6 +155,7 @@ fn row(context: &str, object: &DynamicObject) -> Row {
         .map(|t| k8s_openapi::jiff::Timestamp::now().as_second() - t.0.as_second());
     Row {
         context: context.to_string(),
+        kind,
         name: object.metadata.name.clone().unwrap_or_default(),
         namespace: object.metadata.namespace.clone().unwrap_or_default(),
         image,
@@ -136,7 +180,7 @@ fn age(seconds: Option<i64>) -> String {
 
 fn print_table(rows: &[Row], with_context: bool) {
     if rows.is_empty() {
-        eprintln!("no WasmPlugins found");
+        eprintln!("no WasmPlugins or TrafficExtensions found");
         return;
     }
     let short = |d: &Option<String>| {
@@ -147,6 +191,7 @@ fn print_table(rows: &[Row], with_context: bool) {
     let mut table: Vec<Vec<String>> = vec![
         [
             "CONTEXT",
+            "KIND",
             "NAME",
             "NAMESPACE",
             "IMAGE",
@@ -162,6 +207,7 @@ fn print_table(rows: &[Row], with_context: bool) {
     for r in rows {
         table.push(vec![
             r.context.clone(),
+            r.kind.clone(),
             r.name.clone(),
             r.namespace.clone(),
             r.image.clone(),
@@ -208,6 +254,7 @@ mod tests {
         }))
         .unwrap();
         let r = row("kind", &object);
+        assert_eq!(r.kind, "WasmPlugin");
         assert_eq!(
             (
                 r.image.as_str(),
@@ -216,5 +263,27 @@ mod tests {
             ),
             ("oci://r/x", Some("sha256:abc"), "Gateway/gw")
         );
+    }
+
+    #[test]
+    fn traffic_extension_rows_read_the_wasm_part() {
+        let object: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "extensions.istio.io/v1alpha1", "kind": "TrafficExtension",
+            "metadata": {"name": "ctx", "namespace": "demo"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "wasm": {"url": "oci://r/x@sha256:abc"}}
+        }))
+        .unwrap();
+        let r = row("kind", &object);
+        assert_eq!(
+            (r.kind.as_str(), r.image.as_str(), r.attached_to.as_str()),
+            ("TrafficExtension", "oci://r/x", "app=web")
+        );
+        let lua: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "extensions.istio.io/v1alpha1", "kind": "TrafficExtension",
+            "metadata": {"name": "lua", "namespace": "demo"},
+            "spec": {"lua": {"inlineCode": "function envoy_on_request(h) end"}}
+        }))
+        .unwrap();
+        assert_eq!(row("kind", &lua).image, "(lua)");
     }
 }

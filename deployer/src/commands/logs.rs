@@ -42,6 +42,10 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = pods::MAX_LOG_REQUESTS,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_log_requests: u32,
+    /// wasmplugin (wp), trafficextension (te), or auto: the WasmPlugin of that name if there
+    /// is one, else the TrafficExtension.
+    #[arg(long, value_enum, default_value = "auto", ignore_case = true)]
+    pub kind: deployer::plugin::spec::KindChoice,
     /// Kubeconfig context (default: the current one).
     #[arg(long)]
     pub context: Option<String>,
@@ -90,7 +94,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .namespace
         .clone()
         .unwrap_or_else(|| cluster.default_namespace.clone());
-    let plugin = pods::get_plugin(&cluster, &namespace, &args.name).await?;
+    let plugin = deployer::mesh::plugin::find(&cluster, args.kind, &namespace, &args.name).await?;
     if !plugin.targets_workloads() {
         anyhow::bail!(
             "WasmPlugin {namespace}/{} attaches through {}: read the logs of those gateways' pods (kubectl logs -l <gateway labels> | grep \"wasm log {}\")",
@@ -294,13 +298,28 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     if printed == 0 && !args.all {
+        // A TrafficExtension has only its native name (Lua: Envoy's `script log:` lines).
+        let looked_for = match plugin.kind {
+            deployer::plugin::spec::Kind::TrafficExtension if plugin.is_lua() => {
+                "`envoy lua ... script log:` lines, which need lua:info".to_string()
+            }
+            deployer::plugin::spec::Kind::TrafficExtension => format!(
+                "`wasm log {}`, or a fetch error for {}",
+                plugin.envoy_name(),
+                plugin.fetch_url()
+            ),
+            deployer::plugin::spec::Kind::WasmPlugin => format!(
+                "`wasm log {}` or `wasm log {}{}`, or a fetch error for {}",
+                plugin.envoy_name(),
+                plugin.envoy_name(),
+                logline::TRANSLATED_SUFFIX,
+                plugin.fetch_url()
+            ),
+        };
         eprintln!(
-            "no line about WasmPlugin {namespace}/{} (`wasm log {}` or `wasm log {}{}`, or a fetch error for {}) in the {PROXY_CONTAINER} logs of {} pod(s).",
+            "no line about {} {namespace}/{} ({looked_for}) in the {PROXY_CONTAINER} logs of {} pod(s).",
+            plugin.kind,
             args.name,
-            plugin.envoy_name(),
-            plugin.envoy_name(),
-            logline::TRANSLATED_SUFFIX,
-            plugin.fetch_url(),
             meshed.len()
         );
         eprintln!("{}", level_hint(&quiet));

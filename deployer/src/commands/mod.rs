@@ -10,6 +10,7 @@ pub mod inspect;
 pub mod list;
 pub mod local;
 pub mod logs;
+pub mod migrate;
 pub mod pull;
 pub mod push;
 pub mod render;
@@ -37,15 +38,17 @@ pub enum Command {
     Push(push::Args),
     /// Fetch a module from a registry with Istio's rules.
     Pull(pull::Args),
-    /// Create or update an Istio WasmPlugin (server-side apply).
+    /// Create or update an Istio WasmPlugin or TrafficExtension (server-side apply).
     Apply(apply::Args),
-    /// Print the WasmPlugin that `apply` would send, for GitOps.
+    /// Print the WasmPlugin (or TrafficExtension) that `apply` would send, for GitOps.
     Render(render::Args),
-    /// Delete a WasmPlugin.
+    /// Delete a WasmPlugin or TrafficExtension.
     Delete(delete::Args),
-    /// List WasmPlugins.
+    /// List WasmPlugins and TrafficExtensions.
     List(list::Args),
-    /// Re-apply an earlier revision of a WasmPlugin's spec.
+    /// Replace a WasmPlugin with the equivalent TrafficExtension, without a gap.
+    Migrate(migrate::Args),
+    /// Re-apply an earlier revision of a plugin's spec.
     Rollback(rollback::Args),
     /// Stream what the sidecars say about a plugin.
     Logs(logs::Args),
@@ -66,6 +69,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Delete(args) => delete::run(args).await,
         Command::List(args) => list::run(args).await,
         Command::Rollback(args) => rollback::run(args).await,
+        Command::Migrate(args) => migrate::run(args).await,
         Command::Logs(args) => logs::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Local(args) => local::run(args).await,

@@ -44,7 +44,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     apply::pin(&mut draft, args.spec.no_pin, &registry).await?;
     check(&draft)?;
     let value = if args.helm_values {
-        deployer::plugin::helm::values(&draft.name, &draft.labels, &draft.spec)?
+        deployer::plugin::helm::values(&draft.name, &draft.labels, &draft.spec, draft.kind())?
     } else {
         let mut manifest = draft.manifest(namespace.as_deref().unwrap_or_default());
         manifest.metadata.namespace = namespace;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use deployer::cluster::DryRun;
 use deployer::cluster::wasmplugin::history_of;
-use deployer::plugin::spec::WasmPluginManifest;
+use deployer::plugin::spec::{KindChoice, WasmPluginManifest};
 
 use super::apply::{ClusterArgs, ObjectFormat, print_objects};
 
@@ -20,6 +20,10 @@ pub struct Args {
     pub history: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    /// wasmplugin (wp), trafficextension (te), or auto: the WasmPlugin of that name if there
+    /// is one, else the TrafficExtension.
+    #[arg(long, value_enum, default_value = "auto", ignore_case = true)]
+    pub kind: KindChoice,
     /// Take over fields another field manager owns.
     #[arg(long)]
     pub force_conflicts: bool,
@@ -32,18 +36,22 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Every cluster's target revision is found before the first write.
     let mut plans = Vec::new();
     for cluster in &clusters {
-        cluster.ensure_crd().await?;
         let namespace = args
             .cluster
             .namespace
             .clone()
             .unwrap_or_else(|| cluster.default_namespace.clone());
+        let kind = cluster
+            .resolve_kind(args.kind, &namespace, &args.name)
+            .await?;
+        cluster.ensure_crd_of(kind).await?;
         let live = cluster
-            .get_plugin(&namespace, &args.name)
+            .get_object(kind, &namespace, &args.name)
             .await?
             .ok_or_else(|| {
                 anyhow::anyhow!(
-                    "wasmplugin {namespace}/{} not found (context {}): nothing to roll back",
+                    "{} {namespace}/{} not found (context {}): nothing to roll back",
+                    kind.name().to_lowercase(),
                     args.name,
                     cluster.context
                 )
@@ -64,7 +72,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             continue;
         }
         let target = history.target(&args.name, args.to)?.clone();
-        let mut manifest = WasmPluginManifest::new(&args.name, &namespace, target.spec.clone());
+        let mut manifest =
+            WasmPluginManifest::of_kind(kind, &args.name, &namespace, target.spec.clone());
         if let Some(labels) = &live.metadata.labels {
             manifest.metadata.labels = labels.clone().into_iter().collect();
         }
@@ -86,8 +95,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .map(|r| format!(" as revision {r}"))
                 .unwrap_or_default();
             println!(
-                "wasmplugin.extensions.istio.io/{} rolled back to revision {from}{revision} ({}, url {}{note})",
-                args.name, applied.outcome, manifest.spec.url
+                "{}/{} rolled back to revision {from}{revision} ({}, url {}{note})",
+                manifest.kind.singular_resource(),
+                args.name,
+                applied.outcome,
+                manifest.spec.url
             );
         }
         objects.push(applied.object);

@@ -37,6 +37,10 @@ pub struct Args {
     /// always complete.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub max_pods_shown: usize,
+    /// wasmplugin (wp), trafficextension (te), or auto: the WasmPlugin of that name if there
+    /// is one, else the TrafficExtension.
+    #[arg(long, value_enum, default_value = "auto", ignore_case = true)]
+    pub kind: deployer::plugin::spec::KindChoice,
     /// How to reach the registry to check the image.
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -52,7 +56,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let namespace = args
         .namespace
         .unwrap_or_else(|| cluster.default_namespace.clone());
-    let plugin = pods::get_plugin(&cluster, &namespace, &args.name).await?;
+    let plugin = deployer::mesh::plugin::find(&cluster, args.kind, &namespace, &args.name).await?;
     let report = status::report(&cluster, plugin, &options, args.max_log_requests as usize).await;
     let limit = if args.max_pods_shown == 0 {
         usize::MAX
@@ -122,8 +126,8 @@ fn text(report: &Report, limit: usize) -> String {
     let p = &report.plugin;
     let _ = writeln!(
         out,
-        "WasmPlugin {}/{} (context {}, generation {}, resourceVersion {})",
-        p.namespace, p.name, report.context, p.generation, p.resource_version
+        "{} {}/{} (context {}, generation {}, resourceVersion {})",
+        p.kind, p.namespace, p.name, report.context, p.generation, p.resource_version
     );
     let _ = writeln!(out, "  url:           {}", p.url);
     if !p.sha256.is_empty() {
@@ -131,7 +135,11 @@ fn text(report: &Report, limit: usize) -> String {
     }
     let _ = writeln!(out, "  attached to:   {}", report.selector);
     let seen = report.envoy_names_seen();
-    let envoy_name = if seen.is_empty() {
+    let envoy_name = if seen.is_empty() && p.kind == deployer::plugin::spec::Kind::TrafficExtension
+    {
+        // Istio names a native TrafficExtension `<ns>.<name>`, with no suffix.
+        p.envoy_name()
+    } else if seen.is_empty() {
         // Which form depends on the Istio version; nothing in the logs says yet.
         format!(
             "{0} (Istio up to 1.30) or {0}{1} (Istio 1.31+, via TrafficExtension)",

@@ -68,6 +68,13 @@ pub struct Matcher {
     root_id: String,
     /// The url the agent fetches (`oci://` added when it has no scheme).
     url: String,
+    /// A TrafficExtension: Envoy's name is exactly `<ns>.<name>`; the translated form
+    /// `<ns>.<name>~istio-translated-wasmplugin` is a WasmPlugin of the same name (both exist
+    /// while `deployer migrate` runs), so it is not this plugin's.
+    exact: bool,
+    /// A Lua TrafficExtension: Envoy's Lua filter logs `script log: <message>` under the `lua`
+    /// logger without naming the extension, so every such line of a selected pod is taken.
+    lua: bool,
 }
 
 impl Matcher {
@@ -76,26 +83,67 @@ impl Matcher {
             envoy_name: envoy_name.into(),
             root_id: root_id.into(),
             url: url.into(),
+            exact: false,
+            lua: false,
+        }
+    }
+
+    /// Matches only Envoy's name for a native TrafficExtension (`<ns>.<name>`).
+    pub fn traffic_extension(envoy_name: &str, root_id: &str, url: &str) -> Self {
+        Matcher {
+            exact: true,
+            ..Self::new(envoy_name, root_id, url)
         }
     }
 
     pub fn for_plugin(plugin: &crate::mesh::Plugin) -> Self {
-        Self::new(
-            &plugin.envoy_name(),
-            &plugin.plugin_name,
-            &plugin.fetch_url(),
-        )
+        // A Lua TrafficExtension has no url: match no fetch error.
+        let url = if plugin.url.is_empty() {
+            String::new()
+        } else {
+            plugin.fetch_url()
+        };
+        match plugin.kind {
+            crate::plugin::spec::Kind::WasmPlugin if plugin.shares_name => Matcher {
+                envoy_name: format!("{}{TRANSLATED_SUFFIX}", plugin.envoy_name()),
+                exact: true,
+                ..Self::new(&plugin.envoy_name(), &plugin.plugin_name, &url)
+            },
+            crate::plugin::spec::Kind::WasmPlugin => {
+                Self::new(&plugin.envoy_name(), &plugin.plugin_name, &url)
+            }
+            crate::plugin::spec::Kind::TrafficExtension => Matcher {
+                lua: plugin.is_lua(),
+                ..Self::traffic_extension(&plugin.envoy_name(), &plugin.plugin_name, &url)
+            },
+        }
+    }
+
+    fn names(&self, word: &str) -> bool {
+        if self.exact {
+            word == self.envoy_name
+        } else {
+            names_plugin(word, &self.envoy_name)
+        }
     }
 
     /// Whether `line` is about the plugin, and how.
     pub fn classify(&self, line: &str) -> Option<Kind> {
+        if self.lua && line.contains("\tenvoy lua ") && line.contains("script log: ") {
+            return Some(Kind::WasmLog);
+        }
         let logged = logged_plugin_name(line);
         // The name is a whole word: `demo.ctx` must not match `demo.ctx-other`.
-        if logged.is_some_and(|word| names_plugin(word, &self.envoy_name)) {
+        if logged.is_some_and(|word| self.names(word)) {
             return Some(Kind::WasmLog);
         }
         let failed = line.contains("\terror\t") || line.contains("\tcritical\t");
-        if failed && line.contains("\tenvoy ") && mentions(line, &self.envoy_name) {
+        let other_kind = self.exact
+            && line.contains(&format!("{}{TRANSLATED_SUFFIX}", self.envoy_name))
+            && !line
+                .replace(&format!("{}{TRANSLATED_SUFFIX}", self.envoy_name), "")
+                .contains(&self.envoy_name);
+        if failed && line.contains("\tenvoy ") && mentions(line, &self.envoy_name) && !other_kind {
             return Some(Kind::LoadError);
         }
         // The module's root context refusing its configuration names no plugin, only the
@@ -112,7 +160,7 @@ impl Matcher {
             // Istio accepts urls without a scheme (oci); compare both spellings. Some errors
             // (a missing pull secret) name the resource instead of the url.
             let bare = |u: &str| u.strip_prefix("oci://").unwrap_or(u).to_string();
-            if bare(fetched) == bare(&self.url) || names_plugin(fetched, &self.envoy_name) {
+            if (!self.url.is_empty() && bare(fetched) == bare(&self.url)) || self.names(fetched) {
                 return Some(Kind::FetchError);
             }
         }
@@ -222,6 +270,29 @@ mod tests {
         assert_eq!(Matcher::new("emo.ctx", "root", URL).classify(line), None);
         let info = line.replace("\tcritical\t", "\tinfo\t");
         assert_eq!(Matcher::new("demo.ctx", "root", URL).classify(&info), None);
+    }
+
+    #[test]
+    fn a_traffic_extension_is_only_its_native_name() {
+        // Verbatim forms from a real sidecar while `deployer migrate` runs: the WasmPlugin
+        // (translated) and the TrafficExtension of the same name side by side.
+        let te = Matcher::traffic_extension("demo.ctx", "", "oci://r/x:1");
+        let native = "2026-11-29T17:00:00.000000Z\tinfo\tenvoy wasm context.cc:1151\twasm log demo.ctx: NewHttpContext\tthread=20";
+        let translated = "2026-11-29T17:00:00.000000Z\tinfo\tenvoy wasm context.cc:1151\twasm log demo.ctx~istio-translated-wasmplugin: NewHttpContext\tthread=20";
+        assert_eq!(te.classify(native), Some(Kind::WasmLog));
+        assert_eq!(te.classify(translated), None);
+        let wp = Matcher::new("demo.ctx", "", "oci://r/x:1");
+        assert_eq!(wp.classify(translated), Some(Kind::WasmLog));
+        let lua = Matcher {
+            lua: true,
+            ..Matcher::traffic_extension("demo.ctx", "", "")
+        };
+        let other = format!("x\terror\twasm\t{FETCH_ERROR_PREFIX}oci://r/y:1: boom");
+        assert_eq!(lua.classify(&other), None);
+        // Verbatim from a real sidecar running a Lua TrafficExtension.
+        let script = "2026-11-29T17:56:43.910419Z\tinfo\tenvoy lua source/extensions/filters/common/lua/lua.cc:28\tscript log: lua saw a response\tthread=23008";
+        assert_eq!(lua.classify(script), Some(Kind::WasmLog));
+        assert_eq!(te.classify(script), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod download;
 pub mod follow;
 pub mod logline;
+pub mod migrate;
 pub mod plugin;
 pub mod pods;
 pub mod select;

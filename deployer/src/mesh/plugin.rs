@@ -1,4 +1,5 @@
-//! A WasmPlugin as read back from a cluster. Lenient on purpose: a reader must cope with
+//! A WasmPlugin or TrafficExtension as read back from a cluster (a TrafficExtension's
+//! `spec.wasm` is read like a WasmPlugin's top-level fields). Lenient on purpose: a reader must cope with
 //! objects written by Istio's own tooling or newer API versions, so unknown fields are ignored
 //! here (unlike `plugin::spec`, which guards what this tool writes).
 use std::collections::BTreeMap;
@@ -7,8 +8,12 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::DynamicObject;
 use serde_json::Value;
 
+use crate::cluster::Cluster;
+use crate::plugin::spec::{Kind, KindChoice};
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Plugin {
+    pub kind: Kind,
     pub namespace: String,
     pub name: String,
     pub url: String,
@@ -37,11 +42,24 @@ pub struct Plugin {
     pub changed_at: Option<Timestamp>,
     /// The spec exactly as stored, for display.
     pub spec: Value,
+    /// A WasmPlugin whose name a TrafficExtension shares (during `deployer migrate`): then the
+    /// native `<ns>.<name>` lines are the TrafficExtension's, only the translated ones its own.
+    #[serde(skip)]
+    pub shares_name: bool,
 }
 
 impl Plugin {
     pub fn from_object(object: &DynamicObject) -> Self {
-        let spec = object.data.get("spec").cloned().unwrap_or(Value::Null);
+        let stored = object.data.get("spec").cloned().unwrap_or(Value::Null);
+        let kind = object
+            .types
+            .as_ref()
+            .and_then(|t| Kind::from_name(&t.kind))
+            .unwrap_or_default();
+        let spec = match kind {
+            Kind::WasmPlugin => stored.clone(),
+            Kind::TrafficExtension => flatten_traffic_extension(&stored),
+        };
         let text = |key: &str| spec[key].as_str().unwrap_or_default().to_string();
         let selector = spec["selector"].as_object().map(|selector| {
             selector
@@ -96,6 +114,7 @@ impl Plugin {
             }
         };
         Plugin {
+            kind,
             namespace: object.metadata.namespace.clone().unwrap_or_default(),
             name: object.metadata.name.clone().unwrap_or_default(),
             url: text("url"),
@@ -104,7 +123,13 @@ impl Plugin {
             target_refs,
             plugin_name: text("pluginName"),
             plugin_config,
-            phase: or(text("phase"), "UNSPECIFIED_PHASE"),
+            phase: or(text("phase"), "UNSPECIFIED_PHASE").replace(
+                "UNSPECIFIED_PHASE",
+                match kind {
+                    Kind::WasmPlugin => "UNSPECIFIED_PHASE",
+                    Kind::TrafficExtension => "UNSPECIFIED",
+                },
+            ),
             priority: spec["priority"].as_i64().unwrap_or(0),
             fail_strategy: or(text("failStrategy"), "FAIL_CLOSE"),
             plugin_type: or(text("type"), "HTTP"),
@@ -121,12 +146,32 @@ impl Plugin {
                 .filter_map(|entry| entry.time.as_ref().map(|t| t.0))
                 .max()
                 .or_else(|| object.metadata.creation_timestamp.as_ref().map(|t| t.0)),
-            spec,
+            spec: stored,
+            shares_name: false,
         }
     }
 
+    /// Whether this is a TrafficExtension with Lua instead of a wasm module.
+    pub fn is_lua(&self) -> bool {
+        self.kind == Kind::TrafficExtension && self.spec.get("lua").is_some()
+    }
+
+    /// Istio's ECDS resource name for this plugin in a sidecar's config dump (this Istio, which
+    /// serves every WasmPlugin as a translated TrafficExtension).
+    pub fn ecds_name(&self) -> String {
+        let suffix = match self.kind {
+            Kind::WasmPlugin => super::logline::TRANSLATED_SUFFIX,
+            Kind::TrafficExtension => "",
+        };
+        format!(
+            "extensions.istio.io/trafficextension/{}{suffix}",
+            self.envoy_name()
+        )
+    }
+
     /// Envoy's name for the plugin in a sidecar: `<namespace>.<name>` (the first word after
-    /// `wasm log` in its lines).
+    /// `wasm log` in its lines; Istio 1.31+ appends `~istio-translated-wasmplugin` for a
+    /// WasmPlugin, never for a TrafficExtension).
     pub fn envoy_name(&self) -> String {
         format!("{}.{}", self.namespace, self.name)
     }
@@ -161,6 +206,44 @@ impl Plugin {
     /// A key that changes whenever what a sidecar would load changes.
     pub fn fingerprint(&self) -> String {
         format!("{}/{}@{}", self.namespace, self.name, self.spec)
+    }
+}
+
+/// A TrafficExtension's spec with its `wasm` part lifted to the top, as a WasmPlugin has it.
+fn flatten_traffic_extension(spec: &Value) -> Value {
+    let mut flat = spec.as_object().cloned().unwrap_or_default();
+    if let Some(Value::Object(wasm)) = flat.remove("wasm") {
+        flat.extend(wasm);
+    }
+    Value::Object(flat)
+}
+
+/// The plugin `--kind` names (`auto`: see `Cluster::resolve_kind`), or `PluginMissing`.
+pub async fn find(
+    cluster: &Cluster,
+    choice: KindChoice,
+    namespace: &str,
+    name: &str,
+) -> Result<Plugin, super::Error> {
+    let kind = cluster.resolve_kind(choice, namespace, name).await?;
+    cluster.ensure_crd_of(kind).await?;
+    match cluster.get_object(kind, namespace, name).await? {
+        Some(object) => {
+            let mut plugin = Plugin::from_object(&object);
+            plugin.shares_name = kind == Kind::WasmPlugin
+                && matches!(
+                    cluster
+                        .get_object(Kind::TrafficExtension, namespace, name)
+                        .await,
+                    Ok(Some(_))
+                );
+            Ok(plugin)
+        }
+        None => Err(super::Error::PluginMissing {
+            context: cluster.context.clone(),
+            namespace: namespace.into(),
+            name: name.into(),
+        }),
     }
 }
 
@@ -206,5 +289,57 @@ mod tests {
         assert_eq!(plugin.expected_sha256().as_deref(), Some("bbbb"));
         assert!(plugin.selector.is_none());
         assert!(plugin.targets_workloads());
+    }
+
+    #[test]
+    fn a_traffic_extension_reads_its_wasm_part() {
+        let object = DynamicObject::new(
+            "ctx",
+            &crate::cluster::wasmplugin::api_resource_of(Kind::TrafficExtension),
+        )
+        .within("demo")
+        .data(serde_json::json!({"spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "wasm": {"url": "oci://r/x@sha256:aaaa", "pluginName": "root", "failStrategy": "FAIL_OPEN"}
+        }}));
+        let plugin = Plugin::from_object(&object);
+        assert_eq!(plugin.kind, Kind::TrafficExtension);
+        assert_eq!(plugin.fetch_url(), "oci://r/x@sha256:aaaa");
+        assert_eq!(
+            (plugin.plugin_name.as_str(), plugin.fail_strategy.as_str()),
+            ("root", "FAIL_OPEN")
+        );
+        assert_eq!(plugin.phase, "UNSPECIFIED");
+        assert_eq!(
+            plugin.ecds_name(),
+            "extensions.istio.io/trafficextension/demo.ctx"
+        );
+        assert!(
+            plugin.spec.get("wasm").is_some(),
+            "the stored spec is shown as stored"
+        );
+    }
+
+    #[test]
+    fn a_wasmplugin_sharing_its_name_keeps_only_its_translated_lines() {
+        let line = |name: &str| {
+            format!(
+                "2026-11-29T17:00:00.000000Z\tinfo\tenvoy wasm context.cc:1151\twasm log {name}: NewHttpContext\tthread=20"
+            )
+        };
+        let mut plugin = Plugin::from_object(&object(serde_json::json!({"url": "oci://r/x:1"})));
+        let alone = crate::mesh::logline::Matcher::for_plugin(&plugin);
+        assert!(
+            alone.classify(&line("demo.ctx")).is_some(),
+            "older Istio's name"
+        );
+        plugin.shares_name = true;
+        let matcher = crate::mesh::logline::Matcher::for_plugin(&plugin);
+        assert_eq!(matcher.classify(&line("demo.ctx")), None);
+        assert!(
+            matcher
+                .classify(&line("demo.ctx~istio-translated-wasmplugin"))
+                .is_some()
+        );
     }
 }

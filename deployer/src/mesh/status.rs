@@ -127,6 +127,13 @@ pub struct Latest {
 }
 
 pub async fn check_image(plugin: &Plugin, options: &oci::Options) -> ImageCheck {
+    if plugin.is_lua() {
+        // A Lua TrafficExtension carries its code inline: there is no image to check.
+        return ImageCheck {
+            url: "(inline Lua, no image)".into(),
+            ..ImageCheck::default()
+        };
+    }
     let url = plugin.fetch_url();
     let mut check = ImageCheck {
         url: url.clone(),

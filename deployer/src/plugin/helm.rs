@@ -8,12 +8,15 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::Error;
-use super::spec::WasmPluginSpec;
+use super::spec::{Kind, WasmPluginSpec};
 
+/// The values reproduce either kind: the spec's keys stay flat (the chart nests the wasm part
+/// under `spec.wasm` for a TrafficExtension), plus `kind` when it is not the default.
 pub fn values(
     name: &str,
     labels: &BTreeMap<String, String>,
     spec: &WasmPluginSpec,
+    kind: Kind,
 ) -> Result<Value, Error> {
     let wire = serde_json::to_value(spec).map_err(|err| Error::Helm(err.to_string()))?;
     let Value::Object(wire) = wire else {
@@ -21,6 +24,9 @@ pub fn values(
     };
     let mut out = serde_json::Map::new();
     out.insert("name".into(), json!(name));
+    if kind != Kind::WasmPlugin {
+        out.insert("kind".into(), json!(kind.name()));
+    }
     if !labels.is_empty() {
         out.insert("labels".into(), json!(labels));
     }
@@ -58,7 +64,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let values = values("ctx", &BTreeMap::new(), &spec).unwrap();
+        let values = values("ctx", &BTreeMap::new(), &spec, Kind::WasmPlugin).unwrap();
         assert_eq!(
             values,
             json!({

@@ -1,4 +1,9 @@
-//! Serde model of the Istio `WasmPlugin` (extensions.istio.io/v1alpha1) spec.
+//! Serde model of the Istio `WasmPlugin` and `TrafficExtension` (extensions.istio.io/v1alpha1)
+//! specs: one model for both kinds. `WasmPluginSpec` holds the fields the kinds share (selector,
+//! targetRefs, phase, priority, match) and the wasm fields once; it is the WasmPlugin's wire
+//! shape. A TrafficExtension nests the wasm fields under `spec.wasm` (or has `spec.lua`
+//! instead), which `traffic_extension_wire` / `from_traffic_extension_wire` convert, so flags,
+//! validation, history, pinning and rollback are written once for both kinds.
 //!
 //! Field names, enums and nesting follow Istio's API (see shared FACTS.md). Unknown fields are
 //! rejected so a typo in `-f plugin.yaml` is an error instead of a silently ignored key.
@@ -13,6 +18,178 @@ pub const VERSION: &str = "v1alpha1";
 pub const API_VERSION: &str = "extensions.istio.io/v1alpha1";
 pub const KIND: &str = "WasmPlugin";
 pub const PLURAL: &str = "wasmplugins";
+
+/// Which Istio resource carries the spec.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    #[default]
+    WasmPlugin,
+    /// istio.io/api v1.32's successor of WasmPlugin: wasm (or Lua) under `spec.wasm`/`spec.lua`.
+    TrafficExtension,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 2] = [Kind::WasmPlugin, Kind::TrafficExtension];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::WasmPlugin => KIND,
+            Kind::TrafficExtension => "TrafficExtension",
+        }
+    }
+
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::WasmPlugin => PLURAL,
+            Kind::TrafficExtension => "trafficextensions",
+        }
+    }
+
+    /// `wasmplugins.extensions.istio.io`, as kubectl and the API server name it.
+    pub fn resource(self) -> &'static str {
+        match self {
+            Kind::WasmPlugin => "wasmplugins.extensions.istio.io",
+            Kind::TrafficExtension => "trafficextensions.extensions.istio.io",
+        }
+    }
+
+    /// `wasmplugin.extensions.istio.io`: the prefix of kubectl-style result lines.
+    pub fn singular_resource(self) -> &'static str {
+        match self {
+            Kind::WasmPlugin => "wasmplugin.extensions.istio.io",
+            Kind::TrafficExtension => "trafficextension.extensions.istio.io",
+        }
+    }
+
+    pub fn from_name(kind: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == kind)
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `--kind`: which resource a command acts on. `auto` is resolved per command (see README:
+/// WasmPlugin unless the input or the existing object of that name says TrafficExtension).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum KindChoice {
+    #[default]
+    Auto,
+    #[value(name = "wasmplugin", alias = "wp", alias = "WasmPlugin")]
+    WasmPlugin,
+    #[value(name = "trafficextension", alias = "te", alias = "TrafficExtension")]
+    TrafficExtension,
+}
+
+impl KindChoice {
+    /// The kind the user named, if any.
+    pub fn explicit(self) -> Option<Kind> {
+        match self {
+            KindChoice::Auto => None,
+            KindChoice::WasmPlugin => Some(Kind::WasmPlugin),
+            KindChoice::TrafficExtension => Some(Kind::TrafficExtension),
+        }
+    }
+}
+
+/// Envoy's Lua filter code of a TrafficExtension (`spec.lua`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LuaConfig {
+    #[serde(default)]
+    pub inline_code: String,
+}
+
+/// The fields both kinds have at the top of `spec`; everything else of `WasmPluginSpec` is
+/// the wasm part (`spec.wasm` of a TrafficExtension), except `lua`.
+pub const SHARED_FIELDS: [&str; 5] = ["selector", "targetRefs", "phase", "priority", "match"];
+/// The wasm part, as Istio's `WasmConfig` message has it.
+pub const WASM_FIELDS: [&str; 10] = [
+    "url",
+    "sha256",
+    "imagePullPolicy",
+    "imagePullSecret",
+    "verificationKey",
+    "pluginConfig",
+    "pluginName",
+    "failStrategy",
+    "vmConfig",
+    "type",
+];
+
+/// The spec as a TrafficExtension carries it: shared fields on top, the wasm part under `wasm`
+/// (unless the spec is Lua), and TrafficExtension's spelling of the unspecified phase.
+pub fn traffic_extension_wire(spec: &WasmPluginSpec) -> serde_json::Value {
+    let flat = serde_json::to_value(spec).expect("a spec serializes to JSON");
+    let serde_json::Value::Object(flat) = flat else {
+        unreachable!("a struct serializes to an object")
+    };
+    let mut top = serde_json::Map::new();
+    let mut wasm = serde_json::Map::new();
+    for (key, value) in flat {
+        if key == "phase" && value == "UNSPECIFIED_PHASE" {
+            top.insert(key, "UNSPECIFIED".into());
+        } else if SHARED_FIELDS.contains(&key.as_str()) || key == "lua" || key == "targetRef" {
+            // `targetRef` is not in TrafficExtension's API: validation refuses it; kept so the
+            // API server names it if validation is skipped.
+            top.insert(key, value);
+        } else if key == "url" && value == "" && spec.lua.is_some() {
+            // A Lua spec has no wasm part; the model's always-present url is empty then.
+        } else {
+            wasm.insert(key, value);
+        }
+    }
+    if !wasm.is_empty() {
+        top.insert("wasm".into(), serde_json::Value::Object(wasm));
+    }
+    serde_json::Value::Object(top)
+}
+
+/// Reads a TrafficExtension's spec into the model; unknown fields (at the top or under `wasm`)
+/// are errors, as for a WasmPlugin.
+pub fn from_traffic_extension_wire(spec: &serde_json::Value) -> Result<WasmPluginSpec, String> {
+    let Some(top) = spec.as_object() else {
+        return Err("spec must be an object".into());
+    };
+    let mut flat = serde_json::Map::new();
+    for (key, value) in top {
+        match key.as_str() {
+            "wasm" => {
+                let Some(wasm) = value.as_object() else {
+                    return Err("spec.wasm must be an object".into());
+                };
+                for (key, value) in wasm {
+                    if !WASM_FIELDS.contains(&key.as_str()) {
+                        return Err(format!(
+                            "unknown field `wasm.{key}`, expected one of {}",
+                            WASM_FIELDS.join(", ")
+                        ));
+                    }
+                    flat.insert(key.clone(), value.clone());
+                }
+            }
+            "phase" if value == "UNSPECIFIED" => {
+                flat.insert(key.clone(), "UNSPECIFIED_PHASE".into());
+            }
+            "lua" => {
+                flat.insert(key.clone(), value.clone());
+            }
+            key if SHARED_FIELDS.contains(&key) => {
+                flat.insert(key.to_string(), value.clone());
+            }
+            other => {
+                return Err(format!(
+                    "unknown field `{other}` in a TrafficExtension spec, expected one of {}, wasm, lua",
+                    SHARED_FIELDS.join(", ")
+                ));
+            }
+        }
+    }
+    serde_json::from_value(serde_json::Value::Object(flat)).map_err(|err| err.to_string())
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -53,6 +230,9 @@ pub struct WasmPluginSpec {
     /// yet): kept as given so a manifest Istio accepts is accepted here too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification_key: Option<String>,
+    /// TrafficExtension only (validation refuses it in a WasmPlugin): Lua instead of wasm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lua: Option<LuaConfig>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,17 +362,75 @@ pub enum WorkloadMode {
     ClientAndServer,
 }
 
-/// A whole resource as `-f plugin.yaml` holds it and `render` prints it.
+/// A whole resource (either kind) as `-f plugin.yaml` holds it and `render` prints it. On the
+/// wire the spec has the kind's shape (`spec.wasm` for a TrafficExtension).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(try_from = "WireManifest", into = "WireManifest")]
 pub struct WasmPluginManifest {
     pub api_version: String,
-    pub kind: String,
+    pub kind: Kind,
     pub metadata: ManifestMetadata,
     pub spec: WasmPluginSpec,
     /// Accepted (and dropped) so `kubectl get -o yaml` output can be fed back with `-f`.
-    #[serde(default, skip_serializing)]
     pub status: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct WireManifest {
+    api_version: String,
+    kind: String,
+    metadata: ManifestMetadata,
+    spec: serde_json::Value,
+    #[serde(default, skip_serializing)]
+    status: Option<serde_json::Value>,
+}
+
+impl TryFrom<WireManifest> for WasmPluginManifest {
+    type Error = String;
+
+    fn try_from(wire: WireManifest) -> Result<Self, String> {
+        let kind = match Kind::from_name(&wire.kind) {
+            Some(kind) if wire.api_version == API_VERSION => kind,
+            _ => {
+                return Err(format!(
+                    "expected apiVersion {API_VERSION} and kind WasmPlugin or TrafficExtension, found {} {}",
+                    wire.api_version, wire.kind
+                ));
+            }
+        };
+        let spec = match kind {
+            Kind::WasmPlugin => {
+                serde_json::from_value(wire.spec).map_err(|err| format!("spec: {err}"))?
+            }
+            Kind::TrafficExtension => {
+                from_traffic_extension_wire(&wire.spec).map_err(|err| format!("spec: {err}"))?
+            }
+        };
+        Ok(WasmPluginManifest {
+            api_version: wire.api_version,
+            kind,
+            metadata: wire.metadata,
+            spec,
+            status: wire.status,
+        })
+    }
+}
+
+impl From<WasmPluginManifest> for WireManifest {
+    fn from(manifest: WasmPluginManifest) -> Self {
+        let spec = match manifest.kind {
+            Kind::WasmPlugin => serde_json::to_value(&manifest.spec).expect("spec serializes"),
+            Kind::TrafficExtension => traffic_extension_wire(&manifest.spec),
+        };
+        WireManifest {
+            api_version: manifest.api_version,
+            kind: manifest.kind.name().to_string(),
+            metadata: manifest.metadata,
+            spec,
+            status: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -210,9 +448,13 @@ pub struct ManifestMetadata {
 
 impl WasmPluginManifest {
     pub fn new(name: &str, namespace: &str, spec: WasmPluginSpec) -> Self {
+        Self::of_kind(Kind::WasmPlugin, name, namespace, spec)
+    }
+
+    pub fn of_kind(kind: Kind, name: &str, namespace: &str, spec: WasmPluginSpec) -> Self {
         Self {
             api_version: API_VERSION.to_string(),
-            kind: KIND.to_string(),
+            kind,
             metadata: ManifestMetadata {
                 name: name.to_string(),
                 namespace: Some(namespace.to_string()),
@@ -276,6 +518,55 @@ mod tests {
         );
         let wire = serde_json::to_value(&spec).unwrap();
         assert_eq!(wire["verificationKey"], "-----BEGIN PUBLIC KEY-----\nabc\n");
+    }
+
+    #[test]
+    fn a_traffic_extension_nests_the_same_wasm_part() {
+        let spec = WasmPluginSpec {
+            url: "oci://r/x@sha256:00".into(),
+            phase: Some(Phase::Unspecified),
+            priority: Some(5),
+            plugin_name: Some("root".into()),
+            selector: Some(WorkloadSelector {
+                match_labels: [("app".to_string(), "web".to_string())].into(),
+            }),
+            ..Default::default()
+        };
+        let wire = traffic_extension_wire(&spec);
+        assert_eq!(
+            wire,
+            serde_json::json!({
+                "selector": {"matchLabels": {"app": "web"}}, "phase": "UNSPECIFIED", "priority": 5,
+                "wasm": {"url": "oci://r/x@sha256:00", "pluginName": "root"}
+            })
+        );
+        assert_eq!(from_traffic_extension_wire(&wire).unwrap(), spec);
+        let manifest = WasmPluginManifest::of_kind(Kind::TrafficExtension, "n", "ns", spec);
+        let text = serde_yaml::to_string(&manifest).unwrap();
+        assert!(text.contains("kind: TrafficExtension"), "{text}");
+        let back: WasmPluginManifest = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(back, manifest);
+    }
+
+    #[test]
+    fn a_lua_traffic_extension_has_no_wasm_part() {
+        let spec = WasmPluginSpec {
+            lua: Some(LuaConfig {
+                inline_code: "function envoy_on_request(h) end".into(),
+            }),
+            ..Default::default()
+        };
+        let wire = traffic_extension_wire(&spec);
+        assert_eq!(
+            wire,
+            serde_json::json!({"lua": {"inlineCode": "function envoy_on_request(h) end"}})
+        );
+        assert_eq!(from_traffic_extension_wire(&wire).unwrap(), spec);
+        let err = from_traffic_extension_wire(&serde_json::json!({"wasm": {"selector": {}}}))
+            .unwrap_err();
+        assert!(err.contains("wasm.selector"), "{err}");
+        let err = from_traffic_extension_wire(&serde_json::json!({"url": "x"})).unwrap_err();
+        assert!(err.contains("unknown field `url`"), "{err}");
     }
 
     #[test]

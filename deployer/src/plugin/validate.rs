@@ -1,7 +1,102 @@
 //! Client-side checks with the rules Istio's WasmPlugin CRD enforces (FACTS.md), plus the
 //! Kubernetes label syntax for selectors, so mistakes are caught before anything is sent and
 //! every problem is reported in one run.
-use super::spec::{EnvValueSource, PolicyTargetReference, WasmPluginSpec};
+use super::spec::{EnvValueSource, Kind, LuaConfig, PolicyTargetReference, WasmPluginSpec};
+
+/// TrafficExtension's CRD caps `lua.inlineCode` at 65536 characters; Istio's API says 64KB.
+pub const MAX_LUA_BYTES: usize = 64 * 1024;
+
+/// `problems` for either kind: a WasmPlugin has no Lua; a TrafficExtension has exactly one of
+/// wasm or lua (its CRD's CEL rule) and no deprecated `targetRef`.
+pub fn problems_for(kind: Kind, name: &str, namespace: &str, spec: &WasmPluginSpec) -> Vec<String> {
+    let has_wasm = wasm_part_set(spec);
+    match (kind, &spec.lua) {
+        (Kind::WasmPlugin, None) => problems(name, namespace, spec),
+        (Kind::WasmPlugin, Some(_)) => {
+            let mut out = problems(name, namespace, spec);
+            out.push(
+                "spec.lua: only a TrafficExtension runs Lua (use --kind trafficextension)".into(),
+            );
+            out
+        }
+        (Kind::TrafficExtension, lua) => {
+            let mut out = if has_wasm || lua.is_none() {
+                problems(name, namespace, spec)
+            } else {
+                // No wasm part: its url rule does not apply.
+                let mut without_url = spec.clone();
+                without_url.url = "oci://placeholder/x".into();
+                problems(name, namespace, &without_url)
+            };
+            if spec.target_ref.is_some() {
+                out.push(
+                    "spec.targetRef: TrafficExtension has no targetRef (deprecated in WasmPlugin); use targetRefs".into(),
+                );
+            }
+            match lua {
+                Some(_) if has_wasm => out.push(
+                    "spec: exactly one of wasm or lua must be set, this TrafficExtension has both"
+                        .into(),
+                ),
+                Some(lua) => check_lua(lua, &mut out),
+                None if !has_wasm => out.push(
+                    "spec: exactly one of wasm or lua must be set, this TrafficExtension has neither (--image or --lua)".into(),
+                ),
+                None => {}
+            }
+            out
+        }
+    }
+}
+
+/// Whether any field of the wasm part is set (a Lua spec has none).
+pub fn wasm_part_set(spec: &WasmPluginSpec) -> bool {
+    !spec.url.is_empty()
+        || spec.sha256.is_some()
+        || spec.image_pull_policy.is_some()
+        || spec.image_pull_secret.is_some()
+        || spec.plugin_config.is_some()
+        || spec.plugin_name.is_some()
+        || spec.fail_strategy.is_some()
+        || spec.vm_config.is_some()
+        || spec.plugin_type.is_some()
+        || spec.verification_key.is_some()
+}
+
+/// Istio's limits for inline Lua, and the entry points Envoy's Lua filter calls: a script
+/// without either would load and never run.
+pub fn check_lua(lua: &LuaConfig, out: &mut Vec<String>) {
+    let code = &lua.inline_code;
+    if code.trim().is_empty() {
+        out.push("spec.lua.inlineCode: empty".into());
+        return;
+    }
+    if code.len() > MAX_LUA_BYTES {
+        out.push(format!(
+            "spec.lua.inlineCode: {} bytes, at most {MAX_LUA_BYTES} (64 KiB) allowed; use a wasm module for larger filters",
+            code.len()
+        ));
+    }
+    if !defines_function(code, "envoy_on_request") && !defines_function(code, "envoy_on_response") {
+        out.push(
+            "spec.lua.inlineCode: defines neither envoy_on_request nor envoy_on_response, so Envoy would never call it".into(),
+        );
+    }
+}
+
+/// `function NAME(` or `NAME = function(` outside a `--` comment line.
+fn defines_function(code: &str, name: &str) -> bool {
+    code.lines()
+        .map(|line| line.split("--").next().unwrap_or_default())
+        .any(|line| {
+            let words: Vec<&str> = line
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| !w.is_empty())
+                .collect();
+            words.windows(2).any(|w| w == ["function", name])
+                || (words.first() == Some(&name) && line.contains('=') && line.contains("function"))
+        })
+}
 
 /// Istio's CRD caps `targetRefs` at 16 entries.
 pub const MAX_TARGET_REFS: usize = 16;
@@ -633,5 +728,50 @@ mod tests {
         spec.url.clear();
         spec.sha256 = Some("x".into());
         assert_eq!(problems("x", "default", &spec).len(), 2);
+    }
+
+    #[test]
+    fn wasm_or_lua_by_kind() {
+        let lua = |code: &str| {
+            Some(LuaConfig {
+                inline_code: code.to_string(),
+            })
+        };
+        let wasm = WasmPluginSpec {
+            url: "oci://r/x:1".into(),
+            ..Default::default()
+        };
+        let script = "function envoy_on_request(handle)\n  handle:logInfo('x')\nend\n";
+        let lua_only = WasmPluginSpec {
+            lua: lua(script),
+            ..Default::default()
+        };
+        let both = WasmPluginSpec {
+            lua: lua(script),
+            ..wasm.clone()
+        };
+        let check = |kind, spec: &WasmPluginSpec| problems_for(kind, "n", "ns", spec).join("; ");
+        assert_eq!(check(Kind::TrafficExtension, &wasm), "");
+        assert_eq!(check(Kind::TrafficExtension, &lua_only), "");
+        assert!(check(Kind::TrafficExtension, &both).contains("has both"));
+        let neither = check(Kind::TrafficExtension, &WasmPluginSpec::default());
+        assert!(neither.contains("has neither"), "{neither}");
+        assert!(check(Kind::WasmPlugin, &lua_only).contains("only a TrafficExtension runs Lua"));
+        let big = format!("{script}{}", "-- padding\n".repeat(70 * 1024 / 11));
+        let too_big = WasmPluginSpec {
+            lua: lua(&big),
+            ..Default::default()
+        };
+        assert!(check(Kind::TrafficExtension, &too_big).contains("at most 65536"));
+        let no_entry = WasmPluginSpec {
+            lua: lua("-- function envoy_on_request(h)\nlocal x = 1\n"),
+            ..Default::default()
+        };
+        assert!(check(Kind::TrafficExtension, &no_entry).contains("defines neither"));
+        let assigned = WasmPluginSpec {
+            lua: lua("envoy_on_response = function(h) end\n"),
+            ..Default::default()
+        };
+        assert_eq!(check(Kind::TrafficExtension, &assigned), "");
     }
 }

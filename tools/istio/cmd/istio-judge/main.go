@@ -1,7 +1,7 @@
 // istio-judge answers, with Istio's own code, the two questions deployer re-implements:
 //
 //	istio-judge fetch [-sha256 HEX] [-insecure] URL   # istio-agent's wasm fetch (pkg/wasm)
-//	istio-judge validate FILE                          # istiod's ValidateWasmPlugin
+//	istio-judge validate FILE                          # istiod's ValidateWasmPlugin / ValidateTrafficExtension
 //
 // Each prints one JSON object on stdout: {"ok":true,...} or {"ok":false,"error":"<Istio's
 // text>"}; the exit code is 0 either way (1 only when the judge itself cannot run), so
@@ -107,7 +107,8 @@ func fetch(args []string) map[string]any {
 }
 
 // validate runs istiod's ValidateWasmPlugin on the spec of a WasmPlugin manifest (YAML or
-// JSON). The CRD's schema and CEL rules are the API server's part and are not run here.
+// JSON), or ValidateTrafficExtension on a TrafficExtension's. The CRD's schema and CEL rules
+// are the API server's part and are not run here.
 func validate(args []string) map[string]any {
 	if len(args) != 1 {
 		usage()
@@ -118,6 +119,7 @@ func validate(args []string) map[string]any {
 		os.Exit(1)
 	}
 	var object struct {
+		Kind     string `json:"kind"`
 		Metadata struct {
 			Name      string `json:"name"`
 			Namespace string `json:"namespace"`
@@ -131,20 +133,29 @@ func validate(args []string) map[string]any {
 	if err := json.Unmarshal(asJSON, &object); err != nil {
 		return fail(err)
 	}
-	spec := &extensions.WasmPlugin{}
-	if len(object.Spec) > 0 {
-		if err := protomarshal.Unmarshal(object.Spec, spec); err != nil {
-			return fail(fmt.Errorf("spec does not parse as istio.extensions.v1alpha1.WasmPlugin: %v", err))
-		}
-	}
 	namespace := object.Metadata.Namespace
 	if namespace == "" {
 		namespace = "default"
 	}
-	warning, err := validation.ValidateWasmPlugin(config.Config{
-		Meta: config.Meta{Name: object.Metadata.Name, Namespace: namespace},
-		Spec: spec,
-	})
+	meta := config.Meta{Name: object.Metadata.Name, Namespace: namespace}
+	var warning validation.Warning
+	if object.Kind == "TrafficExtension" {
+		spec := &extensions.TrafficExtension{}
+		if len(object.Spec) > 0 {
+			if err := protomarshal.Unmarshal(object.Spec, spec); err != nil {
+				return fail(fmt.Errorf("spec does not parse as istio.extensions.v1alpha1.TrafficExtension: %v", err))
+			}
+		}
+		warning, err = validation.ValidateTrafficExtension(config.Config{Meta: meta, Spec: spec})
+	} else {
+		spec := &extensions.WasmPlugin{}
+		if len(object.Spec) > 0 {
+			if err := protomarshal.Unmarshal(object.Spec, spec); err != nil {
+				return fail(fmt.Errorf("spec does not parse as istio.extensions.v1alpha1.WasmPlugin: %v", err))
+			}
+		}
+		warning, err = validation.ValidateWasmPlugin(config.Config{Meta: meta, Spec: spec})
+	}
 	verdict := map[string]any{"ok": err == nil}
 	if err != nil {
 		verdict["error"] = err.Error()
