@@ -56,7 +56,7 @@ pub enum Error {
         namespace: String,
         message: String,
     },
-    #[error("cannot add pod IP {ip}/32 to lo: {message}")]
+    #[error("pod IP {ip}/32 on lo: {message}")]
     Loopback {
         ip: std::net::Ipv4Addr,
         message: String,

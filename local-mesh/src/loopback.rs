@@ -55,22 +55,42 @@ fn ip_command(args: &[&str]) -> Result<std::process::Output, Error> {
 }
 
 /// Who holds which pod IP. kwok hands a deleted pod's IP to the next pod at once, so a new
-/// pod's sidecar may start while the old one with the same IP still drains: the address
-/// stays on `lo` until the last holder lets go.
+/// pod's sidecar may be due while the old one with the same IP still drains. Two Envoys on
+/// one `IP:port` would share its connections (SO_REUSEPORT), and requests meant for the new
+/// pod would reach the old one: so a sidecar waits until the IP is free, then holds it alone.
 #[derive(Debug, Default)]
 pub struct Leases {
     holders: std::sync::Mutex<std::collections::HashMap<Ipv4Addr, usize>>,
 }
 
+/// How long a new sidecar waits for the previous holder of its pod IP to stop.
+const HANDOVER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Leases {
-    pub fn acquire(&self, ip: Ipv4Addr) -> Result<(), Error> {
-        let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
-        let count = holders.entry(ip).or_default();
-        if *count == 0 {
-            add(ip)?;
+    /// Waits until no sidecar holds `ip`, then adds it to `lo` and holds it.
+    pub async fn acquire(&self, ip: Ipv4Addr) -> Result<(), Error> {
+        let deadline = tokio::time::Instant::now() + HANDOVER_TIMEOUT;
+        loop {
+            {
+                let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+                let count = holders.entry(ip).or_default();
+                if *count == 0 {
+                    add(ip)?;
+                    *count = 1;
+                    return Ok(());
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(Error::Loopback {
+                    ip,
+                    message: format!(
+                        "still held by the sidecar of a deleted pod after {}s",
+                        HANDOVER_TIMEOUT.as_secs()
+                    ),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        *count += 1;
-        Ok(())
     }
 
     pub fn release(&self, ip: Ipv4Addr) {

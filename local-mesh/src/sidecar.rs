@@ -287,6 +287,20 @@ impl PodDir {
         eprintln!("local-mesh: {message}");
     }
 
+    /// The pod is gone, and with it (as with a kubelet) its container log and volumes; unless a
+    /// new pod of the same name has taken the directory over meanwhile.
+    fn remove(&self, uid: &str) {
+        let taken_over = std::fs::read_to_string(self.dir.join("state.json"))
+            .is_ok_and(|state| !state.contains(uid));
+        if !taken_over {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+        if let Some(namespace_dir) = self.dir.parent() {
+            // Only when empty: other pods of the namespace may still run.
+            let _ = std::fs::remove_dir(namespace_dir);
+        }
+    }
+
     fn state(&self, state: &State<'_>) {
         let path = self.dir.join("state.json");
         let tmp = self.dir.join("state.json.tmp");
@@ -375,7 +389,14 @@ pub async fn run(shared: Arc<Shared>, pod: MeshPod, mut stop: watch::Receiver<bo
         let _ = stop.changed().await;
         return;
     }
-    let holds_ip = match shared.ips.acquire(pod.ip) {
+    let acquired = tokio::select! {
+        result = shared.ips.acquire(pod.ip) => result,
+        _ = stop.changed() => {
+            pod_dir.remove(&pod.uid);
+            return;
+        }
+    };
+    let holds_ip = match acquired {
         Ok(()) => true,
         Err(err) => {
             pod_dir.note("error", &err.to_string());
@@ -443,15 +464,5 @@ pub async fn run(shared: Arc<Shared>, pod: MeshPod, mut stop: watch::Receiver<bo
     if holds_ip {
         shared.ips.release(pod.ip);
     }
-    // The pod is gone, and with it (as with a kubelet) its container log and volumes; unless a
-    // new pod of the same name has taken the directory over meanwhile.
-    let taken_over = std::fs::read_to_string(pod_dir.dir.join("state.json"))
-        .is_ok_and(|state| !state.contains(&pod.uid));
-    if !taken_over {
-        let _ = std::fs::remove_dir_all(&pod_dir.dir);
-    }
-    if let Some(namespace_dir) = pod_dir.dir.parent() {
-        // Only when empty: other pods of the namespace may still run.
-        let _ = std::fs::remove_dir(namespace_dir);
-    }
+    pod_dir.remove(&pod.uid);
 }
