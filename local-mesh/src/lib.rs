@@ -79,6 +79,8 @@ pub struct Shared {
 struct Running {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// The address its Envoy listens on (the pod's IP, unless another pod had it).
+    ip: std::net::Ipv4Addr,
 }
 
 /// Runs until SIGTERM/SIGINT, then stops every sidecar it started.
@@ -138,18 +140,46 @@ pub async fn run(options: Options) -> Result<(), Error> {
                     .filter(|pod| shared.options.pod_cidr.contains(pod.ip))
                     .collect();
                 sync_inbound(&shared, &meshed, &mut inbound).await;
-                for pod in &meshed {
-                    if !running.contains_key(&pod.uid) {
-                        eprintln!(
-                            "local-mesh: starting the sidecar of {}/{} ({})",
-                            pod.namespace, pod.name, pod.ip
-                        );
-                        let (stop, stopped) = watch::channel(false);
-                        let task = tokio::spawn(sidecar::run(shared.clone(), pod.clone(), stopped));
-                        running.insert(pod.uid.clone(), Running { stop, task });
-                    }
-                }
                 let live: BTreeSet<&str> = meshed.iter().map(|p| p.uid.as_str()).collect();
+                for pod in &meshed {
+                    if running.contains_key(&pod.uid) {
+                        continue;
+                    }
+                    let mut pod = pod.clone();
+                    let shared_ip = running
+                        .iter()
+                        .any(|(uid, other)| other.ip == pod.ip && live.contains(uid.as_str()));
+                    if shared_ip {
+                        // kwok, restarted, can hand out an IP a live pod still has (it learns
+                        // the old pods' IPs in a race with new pods): this sidecar gets an
+                        // address of its own, which state.json reports.
+                        let used: std::collections::HashSet<_> = meshed
+                            .iter()
+                            .map(|p| p.ip)
+                            .chain(running.values().map(|r| r.ip))
+                            .collect();
+                        if let Some(spare) = shared
+                            .options
+                            .pod_cidr
+                            .spare(|ip| !used.contains(&ip) && !shared.ips.held(ip))
+                        {
+                            eprintln!(
+                                "local-mesh: {}/{} has pod IP {}, which another running pod has too; its sidecar listens on {spare}",
+                                pod.namespace, pod.name, pod.ip
+                            );
+                            pod.ip = spare;
+                        }
+                    }
+                    eprintln!(
+                        "local-mesh: starting the sidecar of {}/{} ({})",
+                        pod.namespace, pod.name, pod.ip
+                    );
+                    let (stop, stopped) = watch::channel(false);
+                    let ip = pod.ip;
+                    let uid = pod.uid.clone();
+                    let task = tokio::spawn(sidecar::run(shared.clone(), pod, stopped));
+                    running.insert(uid, Running { stop, task, ip });
+                }
                 let gone: Vec<String> = running
                     .keys()
                     .filter(|uid| !live.contains(uid.as_str()))

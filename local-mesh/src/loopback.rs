@@ -41,6 +41,17 @@ impl Cidr {
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
         u32::from(ip) & mask(self.prefix) == self.network
     }
+
+    /// The highest address of the range that `free` accepts (kwok allocates from the bottom,
+    /// so the top stays clear of the pods it numbers).
+    pub fn spare(&self, free: impl Fn(Ipv4Addr) -> bool) -> Option<Ipv4Addr> {
+        let size = 1u64 << (32 - u32::from(self.prefix));
+        (1..size.saturating_sub(1))
+            .rev()
+            .filter_map(|offset| u32::try_from(u64::from(self.network) + offset).ok())
+            .map(Ipv4Addr::from)
+            .find(|ip| free(*ip))
+    }
 }
 
 fn ip_command(args: &[&str]) -> Result<std::process::Output, Error> {
@@ -91,6 +102,11 @@ impl Leases {
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+    }
+
+    pub fn held(&self, ip: Ipv4Addr) -> bool {
+        let holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+        holders.get(&ip).is_some_and(|count| *count > 0)
     }
 
     pub fn release(&self, ip: Ipv4Addr) {
@@ -162,6 +178,19 @@ mod tests {
         assert!(!cidr.contains("127.0.0.1".parse().unwrap()));
         assert!("10.244.0.0".parse::<Cidr>().is_err());
         assert!("10.244.0.0/40".parse::<Cidr>().is_err());
+    }
+
+    #[test]
+    fn spares_come_from_the_top_of_the_range() {
+        let cidr: Cidr = "10.244.0.0/16".parse().unwrap();
+        assert_eq!(cidr.spare(|_| true), Some(Ipv4Addr::new(10, 244, 255, 254)));
+        let taken = Ipv4Addr::new(10, 244, 255, 254);
+        assert_eq!(
+            cidr.spare(|ip| ip != taken),
+            Some(Ipv4Addr::new(10, 244, 255, 253))
+        );
+        let tiny: Cidr = "10.0.0.0/30".parse().unwrap();
+        assert_eq!(tiny.spare(|_| false), None);
     }
 
     #[test]
