@@ -9,9 +9,10 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use deployer::cluster::pull_secret::{self, RegistryCredential};
 use deployer::cluster::{Applied, Cluster, ConnectOptions, DryRun};
+use deployer::oci::ImageRef;
 use deployer::oci::{self, Credentials, RegistryArgs};
 use deployer::plugin::flags::{Draft, SpecFlags};
-use deployer::plugin::image::{ImageSource, OciRef};
+use deployer::plugin::image::ImageSource;
 use deployer::plugin::spec::WasmPluginManifest;
 use kube::api::DynamicObject;
 
@@ -296,14 +297,11 @@ pub async fn pin(draft: &mut Draft, no_pin: bool, registry: &oci::Options) -> an
     Ok(())
 }
 
-async fn resolve_digest(reference: &OciRef, registry: &oci::Options) -> anyhow::Result<String> {
-    oci::resolve_digest(&reference.reference(), registry)
+async fn resolve_digest(reference: &ImageRef, registry: &oci::Options) -> anyhow::Result<String> {
+    oci::resolve_digest(&reference.to_string(), registry)
         .await
         .with_context(|| {
-            format!(
-                "cannot pin {} to a digest (use --no-pin to keep the tag)",
-                reference.reference()
-            )
+            format!("cannot pin {reference} to a digest (use --no-pin to keep the tag)")
         })
 }
 
@@ -315,7 +313,7 @@ fn docker_config_credential(draft: &Draft) -> anyhow::Result<(String, RegistryCr
             draft.spec.url
         );
     };
-    let registry = reference.registry().to_string();
+    let registry = reference.credential_key().to_string();
     let resolved = oci::auth::from_docker_config(&registry)?;
     let credential = match resolved.credentials {
         Credentials::Basic { username, password } => RegistryCredential::Basic {
