@@ -12,7 +12,7 @@ use crate::oci::ImageRef;
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SpecFlags {
-    /// Module location: REGISTRY/REPO[:TAG][@sha256:DIGEST] (OCI), or an https://, http://, file:// url.
+    /// Module location: [REGISTRY/]REPO[:TAG][@sha256:DIGEST] (OCI, Docker Hub without REGISTRY), or an https://, http://, file:// url.
     #[arg(long, value_name = "REF")]
     pub image: Option<String>,
     /// Start from a WasmPlugin manifest (YAML or JSON); flags given as well override its fields.
