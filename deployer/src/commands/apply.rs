@@ -305,7 +305,8 @@ async fn resolve_digest(reference: &ImageRef, registry: &oci::Options) -> anyhow
         })
 }
 
-/// The image registry's credentials from the docker config, as the pull Secret will hold them.
+/// The image registry's credentials from the docker config, as the pull Secret will hold them:
+/// the `auths` key and the credential.
 fn docker_config_credential(draft: &Draft) -> anyhow::Result<(String, RegistryCredential)> {
     let ImageSource::Oci(reference) = ImageSource::parse(&draft.spec.url)? else {
         anyhow::bail!(
@@ -333,7 +334,7 @@ fn docker_config_credential(draft: &Draft) -> anyhow::Result<(String, RegistryCr
                 .unwrap_or_else(|| "none".into())
         ),
     };
-    Ok((registry, credential))
+    Ok((oci::auth::secret_key(&registry), credential))
 }
 
 pub fn print_value(value: &serde_json::Value, format: ObjectFormat) -> anyhow::Result<()> {
