@@ -122,3 +122,31 @@ fn render_writes_the_reference_as_typed() {
         (format!("oci://reg.io/a/b@{digest}"), Some("ab".repeat(32)))
     );
 }
+
+/// A url from -f kept with --no-pin is held to the same grammar as --image.
+#[test]
+fn render_refuses_a_file_url_push_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    for (url, ok) in [
+        ("oci://reg.io/UPPER/x:v1", false),
+        ("oci://reg.io/upper/x:v1", true),
+    ] {
+        std::fs::write(
+            &file,
+            format!(
+                "apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata:\n  name: p\nspec:\n  url: {url}\n"
+            ),
+        )
+        .unwrap();
+        let out = deployer(
+            dir.path(),
+            &["render", "-f", file.to_str().unwrap(), "--no-pin"],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.success(), ok, "{url}: {stderr}");
+        if !ok {
+            assert!(stderr.contains("not an image reference"), "{url}: {stderr}");
+        }
+    }
+}

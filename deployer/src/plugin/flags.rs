@@ -122,8 +122,9 @@ impl Draft {
 
     /// Every CRD rule, client-side. Skipped only by the hidden test flag.
     pub fn validate(&self, namespace: &str) -> Result<(), Error> {
-        let problems =
+        let mut problems =
             super::validate::problems_for(self.kind(), &self.name, namespace, &self.spec);
+        problems.extend(super::validate::url_reference_problem(&self.spec.url));
         if problems.is_empty() {
             Ok(())
         } else {
