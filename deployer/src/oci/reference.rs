@@ -51,6 +51,7 @@ impl ImageRef {
         self.inner.registry()
     }
 
+    /// The tag: `latest` when neither a tag nor a digest was typed, as Docker reads it.
     pub fn tag(&self) -> Option<&str> {
         self.inner.tag()
     }
