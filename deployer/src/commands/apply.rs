@@ -9,9 +9,10 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use deployer::cluster::pull_secret::{self, RegistryCredential};
 use deployer::cluster::{Applied, Cluster, ConnectOptions, DryRun};
+use deployer::oci::ImageRef;
 use deployer::oci::{self, Credentials, RegistryArgs};
 use deployer::plugin::flags::{Draft, SpecFlags};
-use deployer::plugin::image::{ImageSource, OciRef};
+use deployer::plugin::image::ImageSource;
 use deployer::plugin::spec::WasmPluginManifest;
 use kube::api::DynamicObject;
 
@@ -296,18 +297,16 @@ pub async fn pin(draft: &mut Draft, no_pin: bool, registry: &oci::Options) -> an
     Ok(())
 }
 
-async fn resolve_digest(reference: &OciRef, registry: &oci::Options) -> anyhow::Result<String> {
-    oci::resolve_digest(&reference.reference(), registry)
+async fn resolve_digest(reference: &ImageRef, registry: &oci::Options) -> anyhow::Result<String> {
+    oci::resolve_digest(&reference.to_string(), registry)
         .await
         .with_context(|| {
-            format!(
-                "cannot pin {} to a digest (use --no-pin to keep the tag)",
-                reference.reference()
-            )
+            format!("cannot pin {reference} to a digest (use --no-pin to keep the tag)")
         })
 }
 
-/// The image registry's credentials from the docker config, as the pull Secret will hold them.
+/// The image registry's credentials from the docker config, as the pull Secret will hold them:
+/// the `auths` key and the credential.
 fn docker_config_credential(draft: &Draft) -> anyhow::Result<(String, RegistryCredential)> {
     let ImageSource::Oci(reference) = ImageSource::parse(&draft.spec.url)? else {
         anyhow::bail!(
@@ -315,7 +314,7 @@ fn docker_config_credential(draft: &Draft) -> anyhow::Result<(String, RegistryCr
             draft.spec.url
         );
     };
-    let registry = reference.registry().to_string();
+    let registry = reference.credential_key().to_string();
     let resolved = oci::auth::from_docker_config(&registry)?;
     let credential = match resolved.credentials {
         Credentials::Basic { username, password } => RegistryCredential::Basic {
@@ -335,7 +334,7 @@ fn docker_config_credential(draft: &Draft) -> anyhow::Result<(String, RegistryCr
                 .unwrap_or_else(|| "none".into())
         ),
     };
-    Ok((registry, credential))
+    Ok((oci::auth::secret_key(&registry), credential))
 }
 
 pub fn print_value(value: &serde_json::Value, format: ObjectFormat) -> anyhow::Result<()> {

@@ -215,6 +215,14 @@ fn config_keys(registry: &str) -> Vec<String> {
     }
 }
 
+/// The `auths` key to file a registry's credentials under in a pull Secret (`registry` as
+/// [`super::ImageRef::credential_key`] gives it): Docker Hub's legacy index url, which
+/// `docker login` writes and go-containerregistry keychains (Istio's agent) look Docker Hub
+/// up by, else the registry itself.
+pub fn secret_key(registry: &str) -> String {
+    config_keys(registry).swap_remove(0)
+}
+
 /// `https://host:port/path` -> `host:port`, as Docker normalises `auths` keys.
 fn normalise_key(key: &str) -> &str {
     let key = key
@@ -523,6 +531,31 @@ mod tests {
         assert_eq!(from_docker_config_json(bytes, "other:5000").unwrap(), None);
         let err = from_docker_config_json(b"{\"auths\": p4ss", "r").unwrap_err();
         assert!(!err.contains("p4ss"), "{err}");
+    }
+
+    #[test]
+    fn docker_hub_references_find_docker_hub_credentials() {
+        let config = br#"{"auths": {"https://index.docker.io/v1/": {"auth": "dTpwNHNz"},
+                                    "user": {"auth": "d3Jvbmc6d3Jvbmc="}}}"#;
+        let hub = Some(Credentials::Basic {
+            username: "u".into(),
+            password: Secret::new("p4ss"),
+        });
+        // `user/logger` is Docker Hub's; an `auths` entry named `user` is not its registry.
+        for reference in ["user/logger", "logger:v1", "docker.io/user/logger"] {
+            let key = super::super::ImageRef::parse(reference)
+                .unwrap()
+                .credential_key()
+                .to_string();
+            assert_eq!(key, "docker.io", "{reference}");
+            assert_eq!(
+                from_docker_config_json(config, &key).unwrap(),
+                hub,
+                "{reference}"
+            );
+        }
+        assert_eq!(secret_key("docker.io"), "https://index.docker.io/v1/");
+        assert_eq!(secret_key("localhost:5000"), "localhost:5000");
     }
 
     const CANARY: &str = "c4nary-S3cret";

@@ -44,6 +44,22 @@ impl ImageRef {
         self.inner.resolve_registry()
     }
 
+    /// The registry as Docker normalises it (`docker.io` for Docker Hub, whatever was typed
+    /// otherwise): the key for docker config credentials, so `user/logger` finds Docker Hub's
+    /// login and never an `auths` entry named `user`.
+    pub fn credential_key(&self) -> &str {
+        self.inner.registry()
+    }
+
+    /// The tag: `latest` when neither a tag nor a digest was typed, as Docker reads it.
+    pub fn tag(&self) -> Option<&str> {
+        self.inner.tag()
+    }
+
+    pub fn digest(&self) -> Option<&str> {
+        self.inner.digest()
+    }
+
     pub fn repository(&self) -> &str {
         self.inner.repository()
     }
@@ -56,6 +72,30 @@ impl ImageRef {
     /// `oci://NAME@sha256:...`: what a WasmPlugin url should say to pin this exact image.
     pub fn pinned_url(&self, digest: &str) -> String {
         format!("oci://{}@{digest}", self.name)
+    }
+
+    /// The reference as typed without `oci://`, tag or digest (`localhost:5000/filters/logger`).
+    pub fn untagged(&self) -> &str {
+        let last_slash = self.name.rfind('/').map_or(0, |at| at + 1);
+        match self.name[last_slash..].rfind(':') {
+            Some(at) => &self.name[..last_slash + at],
+            None => &self.name,
+        }
+    }
+
+    /// `oci://REPO@DIGEST`, the tag dropped: how apply and render pin a url (the digest alone
+    /// names the image, and a tag next to it would only suggest otherwise).
+    pub fn digest_url(&self, digest: &str) -> String {
+        format!("oci://{}@{digest}", self.untagged())
+    }
+
+    /// The url apply and render write when they do not pin: the typed digest if any
+    /// (`oci://REPO@DIGEST`), else the tag, `latest` spelled out when none was typed.
+    pub fn url(&self) -> String {
+        match (self.digest(), self.tag()) {
+            (Some(digest), _) => self.digest_url(digest),
+            (None, tag) => format!("oci://{}:{}", self.untagged(), tag.unwrap_or("latest")),
+        }
     }
 
     /// Whether the registry is this machine, where a plain-HTTP registry is common.
@@ -274,6 +314,222 @@ mod tests {
             let theirs = input.parse::<Reference>().ok().map(|r| r.whole());
             assert_eq!(ours, theirs, "{input}");
         }
+    }
+
+    /// The one grammar, as a table: what each input means (registry requests go to, docker
+    /// config key, repository, tag, digest) or that it is refused. push, pull, inspect, status,
+    /// apply and render all parse with [`ImageRef::parse`], so this is what each of them takes.
+    #[test]
+    fn the_grammar_as_a_table() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        struct Valid {
+            input: String,
+            registry: &'static str,
+            credential_key: &'static str,
+            repository: &'static str,
+            tag: Option<&'static str>,
+            digest: bool,
+        }
+        let valid = |input: &str, registry, credential_key, repository, tag, digest| Valid {
+            input: input.to_string(),
+            registry,
+            credential_key,
+            repository,
+            tag,
+            digest,
+        };
+        let hub = "index.docker.io";
+        let cases = [
+            // No registry: Docker Hub, single names under library/.
+            valid(
+                "logger",
+                hub,
+                "docker.io",
+                "library/logger",
+                Some("latest"),
+                false,
+            ),
+            valid(
+                "logger:v1",
+                hub,
+                "docker.io",
+                "library/logger",
+                Some("v1"),
+                false,
+            ),
+            // A first component without `.` or `:` that is not localhost is a Hub namespace.
+            valid(
+                "user/logger",
+                hub,
+                "docker.io",
+                "user/logger",
+                Some("latest"),
+                false,
+            ),
+            valid(
+                "user/team/logger:1.0",
+                hub,
+                "docker.io",
+                "user/team/logger",
+                Some("1.0"),
+                false,
+            ),
+            valid(
+                "docker.io/user/logger",
+                hub,
+                "docker.io",
+                "user/logger",
+                Some("latest"),
+                false,
+            ),
+            valid(
+                "localhost/x",
+                "localhost",
+                "localhost",
+                "x",
+                Some("latest"),
+                false,
+            ),
+            valid(
+                "localhost:5000/filters/logger:v1",
+                "localhost:5000",
+                "localhost:5000",
+                "filters/logger",
+                Some("v1"),
+                false,
+            ),
+            valid(
+                "oci://127.0.0.1:5000/logger:v1",
+                "127.0.0.1:5000",
+                "127.0.0.1:5000",
+                "logger",
+                Some("v1"),
+                false,
+            ),
+            valid(
+                "reg.io/a__b/c-d--e/f.g_h:T_1.x-y",
+                "reg.io",
+                "reg.io",
+                "a__b/c-d--e/f.g_h",
+                Some("T_1.x-y"),
+                false,
+            ),
+            // Host names are case-insensitive, so upper case is allowed there only.
+            valid(
+                "Reg.Example.com:443/x",
+                "Reg.Example.com:443",
+                "Reg.Example.com:443",
+                "x",
+                Some("latest"),
+                false,
+            ),
+            valid(
+                &format!("reg.io/x@{digest}"),
+                "reg.io",
+                "reg.io",
+                "x",
+                None,
+                true,
+            ),
+            valid(
+                &format!("reg.io/x:v1@{digest}"),
+                "reg.io",
+                "reg.io",
+                "x",
+                Some("v1"),
+                true,
+            ),
+            valid(
+                &format!("oci://logger@{digest}"),
+                hub,
+                "docker.io",
+                "library/logger",
+                None,
+                true,
+            ),
+        ];
+        for case in &cases {
+            let parsed = ImageRef::parse(&case.input)
+                .unwrap_or_else(|err| panic!("{} refused: {err}", case.input));
+            assert_eq!(
+                (
+                    parsed.registry(),
+                    parsed.credential_key(),
+                    parsed.repository(),
+                    parsed.tag(),
+                    parsed.digest().is_some()
+                ),
+                (
+                    case.registry,
+                    case.credential_key,
+                    case.repository,
+                    case.tag,
+                    case.digest
+                ),
+                "{}",
+                case.input
+            );
+        }
+        let refused = [
+            "".to_string(),
+            "oci://".into(),
+            "https://reg.io/x:v1".into(),
+            "oci://oci://reg.io/x".into(),
+            // Repository components are lower case, in every position.
+            "reg.io/UPPER/x:v1".into(),
+            "User/logger".into(),
+            "localhost:5000/filters/Logger".into(),
+            "reg.io/-x".into(),
+            "reg.io/x_".into(),
+            "reg.io/a___b".into(),
+            "reg.io//x".into(),
+            "reg.io/x/".into(),
+            format!("reg.io/{}", "a".repeat(256)),
+            // Tags: 1-128 of [A-Za-z0-9_.-], not starting with . or -.
+            "reg.io/x:".into(),
+            "reg.io/x:-v1".into(),
+            "reg.io/x:bad tag".into(),
+            format!("reg.io/x:{}", "t".repeat(129)),
+            // Registries: host[:port].
+            "reg.io:port/x".into(),
+            "reg.io:/x".into(),
+            "-reg.io/x".into(),
+            // Digests: a known algorithm and its full hex.
+            "reg.io/x@".into(),
+            "reg.io/x@sha256:abc".into(),
+            "reg.io/x@md5:00".into(),
+            format!("reg.io/x@sha256:{}", "g".repeat(64)),
+        ];
+        for input in &refused {
+            assert!(
+                matches!(ImageRef::parse(input), Err(Error::InvalidReference { .. })),
+                "{input:?} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn urls_keep_what_was_typed() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let tagged = ImageRef::parse("oci://reg.io/a/b:v1").unwrap();
+        assert_eq!(tagged.untagged(), "reg.io/a/b");
+        assert_eq!(tagged.url(), "oci://reg.io/a/b:v1");
+        assert_eq!(
+            tagged.digest_url(&digest),
+            format!("oci://reg.io/a/b@{digest}")
+        );
+        // Docker Hub references stay short: Istio normalises them the same way.
+        assert_eq!(
+            ImageRef::parse("logger").unwrap().url(),
+            "oci://logger:latest"
+        );
+        let port = ImageRef::parse("localhost:5000/x").unwrap();
+        assert_eq!(
+            (port.untagged(), port.url().as_str()),
+            ("localhost:5000/x", "oci://localhost:5000/x:latest")
+        );
+        let both = ImageRef::parse(&format!("reg.io/x:v1@{digest}")).unwrap();
+        assert_eq!(both.url(), format!("oci://reg.io/x@{digest}"));
     }
 
     #[test]

@@ -75,7 +75,7 @@ impl Session {
         crate::tls::install_crypto_provider();
         let resolved = match &options.credentials {
             Some(explicit) => explicit.clone(),
-            None => auth::from_docker_config(reference.registry())?,
+            None => auth::from_docker_config(reference.credential_key())?,
         };
         let certificates = ca_certificates(&options.transport)?;
         let config = ClientConfig {

@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::Error;
-use super::image::{ImageSource, OciRef};
+use super::image::ImageSource;
 use super::spec::*;
+use crate::oci::ImageRef;
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SpecFlags {
-    /// Module location: REGISTRY/REPO[:TAG][@sha256:DIGEST] (OCI), or an https://, http://, file:// url.
+    /// Module location: [REGISTRY/]REPO[:TAG][@sha256:DIGEST] (OCI, Docker Hub without REGISTRY), or an https://, http://, file:// url.
     #[arg(long, value_name = "REF")]
     pub image: Option<String>,
     /// Start from a WasmPlugin manifest (YAML or JSON); flags given as well override its fields.
@@ -91,20 +92,20 @@ pub struct Draft {
 
 impl Draft {
     /// The OCI reference to resolve to a digest, when the url is a tag that pinning should fix.
-    pub fn needs_pin(&self, no_pin: bool) -> Result<Option<OciRef>, Error> {
+    pub fn needs_pin(&self, no_pin: bool) -> Result<Option<ImageRef>, Error> {
         if no_pin || self.spec.url.is_empty() {
             return Ok(None);
         }
         match ImageSource::parse(&self.spec.url)? {
-            ImageSource::Oci(reference) if reference.digest.is_none() => Ok(Some(reference)),
+            ImageSource::Oci(reference) if reference.digest().is_none() => Ok(Some(reference)),
             _ => Ok(None),
         }
     }
 
     /// Rewrites the url to `oci://REPO@DIGEST` and sets `sha256` to the digest's hex.
-    pub fn pin(&mut self, reference: &OciRef, digest: &str) {
-        self.spec.url = reference.pinned_url(digest);
-        self.spec.sha256 = Some(digest.trim_start_matches("sha256:").to_string());
+    pub fn pin(&mut self, reference: &ImageRef, digest: &str) {
+        self.spec.url = reference.digest_url(digest);
+        self.spec.sha256 = sha256_hex(digest);
     }
 
     /// The kind this draft becomes: as decided, else WasmPlugin.
@@ -121,8 +122,9 @@ impl Draft {
 
     /// Every CRD rule, client-side. Skipped only by the hidden test flag.
     pub fn validate(&self, namespace: &str) -> Result<(), Error> {
-        let problems =
+        let mut problems =
             super::validate::problems_for(self.kind(), &self.name, namespace, &self.spec);
+        problems.extend(super::validate::url_reference_problem(&self.spec.url));
         if problems.is_empty() {
             Ok(())
         } else {
@@ -132,6 +134,13 @@ impl Draft {
             })
         }
     }
+}
+
+/// The `sha256` field for a digest: its hex when it is a sha256 digest. Istio compares that
+/// field with a sha256 of the manifest, so another algorithm's digest (which the reference
+/// grammar allows) pins through the url alone.
+fn sha256_hex(digest: &str) -> Option<String> {
+    digest.strip_prefix("sha256:").map(str::to_string)
 }
 
 impl SpecFlags {
@@ -190,22 +199,16 @@ impl SpecFlags {
         }
         let spec = &mut draft.spec;
         if let Some(image) = &self.image {
+            spec.sha256 = None;
             spec.url = match ImageSource::parse(image)? {
-                ImageSource::Oci(reference) => match &reference.digest {
-                    Some(digest) if !self.no_pin => reference.pinned_url(digest),
-                    _ => reference.tagged_url(),
-                },
+                ImageSource::Oci(reference) => {
+                    if !self.no_pin {
+                        spec.sha256 = reference.digest().and_then(sha256_hex);
+                    }
+                    reference.url()
+                }
                 ImageSource::Url(url) => url,
             };
-            spec.sha256 = None;
-            if let ImageSource::Oci(OciRef {
-                digest: Some(digest),
-                ..
-            }) = ImageSource::parse(image)?
-                && !self.no_pin
-            {
-                spec.sha256 = Some(digest.trim_start_matches("sha256:").to_string());
-            }
         }
         if spec.url.is_empty() && spec.lua.is_none() && draft.kind != Some(Kind::TrafficExtension) {
             return Err(Error::Missing(
@@ -649,7 +652,8 @@ mod tests {
                 },
                 "--env",
             ),
-            (flags("nope"), "--image"),
+            // A bare name is Docker Hub's `library/nope`, as push reads it; upper case is not.
+            (flags("reg.io/Nope"), "--image"),
             (SpecFlags::default(), "--image"),
         ];
         for (f, flag) in cases {

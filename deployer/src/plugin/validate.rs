@@ -240,6 +240,25 @@ fn check_url(url: &str, out: &mut Vec<String>) {
     }
 }
 
+/// An `oci://` (or scheme-less) url that the reference grammar refuses: push, pull and the
+/// pinning would refuse it, and so does Istio's agent (go-containerregistry). Checked for
+/// what apply and render write, not in [`problems_for`], so `migrate` still copies a stored
+/// object as it is.
+pub fn url_reference_problem(url: &str) -> Option<String> {
+    match url.split_once("://") {
+        Some(("oci", rest)) if !rest.is_empty() => {}
+        None if !url.is_empty() => {}
+        _ => return None,
+    }
+    let reason = match crate::oci::ImageRef::parse(url).err()? {
+        crate::oci::Error::InvalidReference { reason, .. } => reason,
+        other => other.to_string(),
+    };
+    Some(format!(
+        "spec.url {url:?}: not an image reference: {reason}"
+    ))
+}
+
 fn check_target(path: &str, target: &PolicyTargetReference, out: &mut Vec<String>) {
     let kind_ok = target.kind.len() <= 63
         && target.kind.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -696,6 +715,30 @@ mod tests {
                     found.iter().any(|p| p.contains(text)),
                     "{case}: wanted {text:?} in {found:?}"
                 ),
+            }
+        }
+    }
+
+    #[test]
+    fn oci_urls_follow_the_reference_grammar() {
+        for (url, refused) in [
+            ("oci://registry.local/x:v1", false),
+            ("registry.local/x:v1", false),
+            ("oci://logger:v1", false),
+            ("https://h/X.wasm", false),
+            ("file:///opt/X.wasm", false),
+            ("", false),
+            ("oci://registry.local/X:v1", true),
+            ("registry.local/x@sha256:aa", true),
+            ("oci://r/x:", true),
+        ] {
+            let problem = url_reference_problem(url);
+            assert_eq!(problem.is_some(), refused, "{url}: {problem:?}");
+            if let Some(problem) = problem {
+                assert!(
+                    problem.starts_with(&format!("spec.url {url:?}")),
+                    "{problem}"
+                );
             }
         }
     }
