@@ -75,6 +75,9 @@ pub struct Draft {
     /// From `-n` or the file; `None` means the cluster context's default.
     pub namespace: Option<String>,
     pub labels: BTreeMap<String, String>,
+    /// Annotations the deployer sets (the verified key); a file's own are not carried over,
+    /// as before, since they are often another tool's bookkeeping.
+    pub annotations: BTreeMap<String, String>,
     pub spec: WasmPluginSpec,
 }
 
@@ -99,6 +102,7 @@ impl Draft {
     pub fn manifest(&self, namespace: &str) -> WasmPluginManifest {
         let mut manifest = WasmPluginManifest::new(&self.name, namespace, self.spec.clone());
         manifest.metadata.labels = self.labels.clone();
+        manifest.metadata.annotations = self.annotations.clone();
         manifest
     }
 
@@ -125,6 +129,7 @@ impl SpecFlags {
                 name: String::new(),
                 namespace: None,
                 labels: BTreeMap::new(),
+                annotations: BTreeMap::new(),
                 spec: WasmPluginSpec::default(),
             },
         };
@@ -265,6 +270,7 @@ fn from_file(path: &Path) -> Result<Draft, Error> {
         name: manifest.metadata.name,
         namespace: manifest.metadata.namespace,
         labels: manifest.metadata.labels,
+        annotations: BTreeMap::new(),
         spec: manifest.spec,
     })
 }
