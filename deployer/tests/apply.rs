@@ -972,11 +972,22 @@ fn key_pair(dir: &Path, seed: u8) -> (PathBuf, PathBuf, String) {
     let key = p256::ecdsa::SigningKey::from_slice(&[seed; 32]).expect("a valid scalar");
     let private = dir.join(format!("k{seed}.key"));
     let public = dir.join(format!("k{seed}.pub"));
-    std::fs::write(&private, key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+    std::fs::write(
+        &private,
+        key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
+    )
+    .unwrap();
     let verifying = key.verifying_key();
-    std::fs::write(&public, verifying.to_public_key_pem(LineEnding::LF).unwrap()).unwrap();
+    std::fs::write(
+        &public,
+        verifying.to_public_key_pem(LineEnding::LF).unwrap(),
+    )
+    .unwrap();
     let der = verifying.to_public_key_der().unwrap();
-    let fingerprint = format!("sha256:{}", hex::encode(sha2::Sha256::digest(der.as_bytes())));
+    let fingerprint = format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(der.as_bytes()))
+    );
     (private, public, fingerprint)
 }
 
@@ -993,7 +1004,14 @@ fn push_unique_module(f: &Fixture, reference: &str, marker: &str) -> String {
     let path = f.home.path().join(format!("{marker}.wasm"));
     std::fs::write(&path, module).unwrap();
     let run = ok(
-        f.deployer(&["push", path.to_str().unwrap(), reference, "--plain-http", "-o", "json"]),
+        f.deployer(&[
+            "push",
+            path.to_str().unwrap(),
+            reference,
+            "--plain-http",
+            "-o",
+            "json",
+        ]),
         "push",
     );
     let pushed: Value = serde_json::from_str(&run.stdout).expect("push -o json");
@@ -1012,13 +1030,28 @@ fn verify_key_refuses_unsigned_images_before_any_write_and_records_the_key() {
     push_unique_module(&f, &signed_ref, &format!("{unique} signed"));
     push_unique_module(&f, &unsigned_ref, &format!("{unique} unsigned"));
     ok(
-        f.deployer(&["sign", &signed_ref, "--key", private.to_str().unwrap(), "--plain-http"]),
+        f.deployer(&[
+            "sign",
+            &signed_ref,
+            "--key",
+            private.to_str().unwrap(),
+            "--plain-http",
+        ]),
         "sign",
     );
 
     // A new plugin on an unsigned image: refused, nothing created.
     let run = failed(
-        f.apply("fresh", &["--image", &unsigned_ref, "--plain-http", "--verify-key", public]),
+        f.apply(
+            "fresh",
+            &[
+                "--image",
+                &unsigned_ref,
+                "--plain-http",
+                "--verify-key",
+                public,
+            ],
+        ),
         "apply --verify-key of an unsigned image",
     );
     assert!(
@@ -1029,7 +1062,16 @@ fn verify_key_refuses_unsigned_images_before_any_write_and_records_the_key() {
 
     // The signed image under the right key: applied, the key recorded.
     let run = ok(
-        f.apply("ctx", &["--image", &signed_ref, "--plain-http", "--verify-key", public]),
+        f.apply(
+            "ctx",
+            &[
+                "--image",
+                &signed_ref,
+                "--plain-http",
+                "--verify-key",
+                public,
+            ],
+        ),
         "apply --verify-key of a signed image",
     );
     assert!(run.stdout.contains("created"), "{run}");
@@ -1043,14 +1085,29 @@ fn verify_key_refuses_unsigned_images_before_any_write_and_records_the_key() {
     // Moving the live plugin to an unsigned image, or checking under another key: refused,
     // and the live object is untouched.
     let run = failed(
-        f.apply("ctx", &["--image", &unsigned_ref, "--plain-http", "--verify-key", public]),
+        f.apply(
+            "ctx",
+            &[
+                "--image",
+                &unsigned_ref,
+                "--plain-http",
+                "--verify-key",
+                public,
+            ],
+        ),
         "apply --verify-key moving to an unsigned image",
     );
     assert!(run.stderr.contains("is not signed"), "{run}");
     let run = failed(
         f.apply(
             "ctx",
-            &["--image", &signed_ref, "--plain-http", "--verify-key", other_public.to_str().unwrap()],
+            &[
+                "--image",
+                &signed_ref,
+                "--plain-http",
+                "--verify-key",
+                other_public.to_str().unwrap(),
+            ],
         ),
         "apply --verify-key under another key",
     );
@@ -1059,20 +1116,50 @@ fn verify_key_refuses_unsigned_images_before_any_write_and_records_the_key() {
 
     // render refuses the same way and prints the annotation when it passes.
     let run = failed(
-        f.deployer(&["render", "r", "--image", &unsigned_ref, "--plain-http", "--verify-key", public]),
+        f.deployer(&[
+            "render",
+            "r",
+            "--image",
+            &unsigned_ref,
+            "--plain-http",
+            "--verify-key",
+            public,
+        ]),
         "render --verify-key of an unsigned image",
     );
     assert!(run.stderr.contains("is not signed"), "{run}");
     assert!(run.stdout.is_empty(), "{run}");
     let run = ok(
-        f.deployer(&["render", "r", "--image", &signed_ref, "--plain-http", "--verify-key", public]),
+        f.deployer(&[
+            "render",
+            "r",
+            "--image",
+            &signed_ref,
+            "--plain-http",
+            "--verify-key",
+            public,
+        ]),
         "render --verify-key of a signed image",
     );
-    assert!(run.stdout.contains(&format!("wasm-deployer.io/verified-key: {fingerprint}")), "{run}");
+    assert!(
+        run.stdout
+            .contains(&format!("wasm-deployer.io/verified-key: {fingerprint}")),
+        "{run}"
+    );
 
     // A tag kept as a tag cannot be vouched for: it can move after the check.
     let run = failed(
-        f.apply("tag", &["--image", &signed_ref, "--no-pin", "--plain-http", "--verify-key", public]),
+        f.apply(
+            "tag",
+            &[
+                "--image",
+                &signed_ref,
+                "--no-pin",
+                "--plain-http",
+                "--verify-key",
+                public,
+            ],
+        ),
         "apply --verify-key --no-pin",
     );
     assert!(run.stderr.contains("pinned to a digest"), "{run}");

@@ -131,8 +131,20 @@ impl Workspace {
         (key, dir_path.join("cosign.pub"))
     }
 
-    fn push(&self, module: &Path, reference: &str, extra: &[&str], password: Option<&str>) -> serde_json::Value {
-        let mut args = vec![module.to_str().unwrap(), reference, "--plain-http", "-o", "json"];
+    fn push(
+        &self,
+        module: &Path,
+        reference: &str,
+        extra: &[&str],
+        password: Option<&str>,
+    ) -> serde_json::Value {
+        let mut args = vec![
+            module.to_str().unwrap(),
+            reference,
+            "--plain-http",
+            "-o",
+            "json",
+        ];
         args.extend_from_slice(extra);
         let mut full = vec!["push"];
         full.extend(args);
@@ -157,11 +169,21 @@ fn deployer_signature_is_accepted_by_cosign_verify() {
     // Timing: the same push without and with signing (distinct modules, cold uploads both).
     let plain_module = workspace.module("a.wasm", "plain");
     let start = Instant::now();
-    workspace.push(&plain_module, &format!("{}/filters/unsigned:v1", registry.address()), &[], None);
+    workspace.push(
+        &plain_module,
+        &format!("{}/filters/unsigned:v1", registry.address()),
+        &[],
+        None,
+    );
     let push_only = start.elapsed();
     let module = workspace.module("b.wasm", "signed");
     let start = Instant::now();
-    let pushed = workspace.push(&module, &reference, &["--sign-key", key.to_str().unwrap()], Some(PASSWORD));
+    let pushed = workspace.push(
+        &module,
+        &reference,
+        &["--sign-key", key.to_str().unwrap()],
+        Some(PASSWORD),
+    );
     let push_and_sign = start.elapsed();
     eprintln!(
         "timing: push {:?}, push --sign-key {:?} (signing adds {:?}, mostly scrypt on cosign's key)",
@@ -174,7 +196,11 @@ fn deployer_signature_is_accepted_by_cosign_verify() {
     assert_eq!(signature["digest"], digest.as_str());
     assert_eq!(
         signature["signature_ref"],
-        format!("{}/filters/signed:{}.sig", registry.address(), digest.replace(':', "-"))
+        format!(
+            "{}/filters/signed:{}.sig",
+            registry.address(),
+            digest.replace(':', "-")
+        )
     );
 
     let pinned = format!("{}/filters/signed@{digest}", registry.address());
@@ -189,13 +215,35 @@ fn deployer_signature_is_accepted_by_cosign_verify() {
     verified.assert_ok("cosign verify of the deployer's signature");
     assert!(verified.stdout.contains(&digest), "{}", verified.stdout);
 
-    let ours = workspace.deployer(&["verify", &reference, "--key", public.to_str().unwrap(), "--plain-http"], None);
+    let ours = workspace.deployer(
+        &[
+            "verify",
+            &reference,
+            "--key",
+            public.to_str().unwrap(),
+            "--plain-http",
+        ],
+        None,
+    );
     ours.assert_ok("deployer verify");
-    assert!(ours.stdout.contains(&format!("verified: {reference} ({digest})")), "{}", ours.stdout);
+    assert!(
+        ours.stdout
+            .contains(&format!("verified: {reference} ({digest})")),
+        "{}",
+        ours.stdout
+    );
 
     // Signing again is idempotent: deterministic signatures, no second layer.
     let again = workspace.deployer(
-        &["sign", &reference, "--key", key.to_str().unwrap(), "--plain-http", "-o", "json"],
+        &[
+            "sign",
+            &reference,
+            "--key",
+            key.to_str().unwrap(),
+            "--plain-http",
+            "-o",
+            "json",
+        ],
         Some(PASSWORD),
     );
     again.assert_ok("deployer sign (again)");
@@ -210,7 +258,12 @@ fn cosign_signature_is_accepted_by_deployer_verify_and_only_under_its_key() {
     let (key, public) = workspace.cosign_keys("keys");
     let (_, other_public) = workspace.cosign_keys("other");
     let reference = format!("{}/filters/cosigned:v1", registry.address());
-    let pushed = workspace.push(&workspace.module("c.wasm", "cosigned"), &reference, &[], None);
+    let pushed = workspace.push(
+        &workspace.module("c.wasm", "cosigned"),
+        &reference,
+        &[],
+        None,
+    );
     let digest = digest_of(&pushed);
     let pinned = format!("{}/filters/cosigned@{digest}", registry.address());
 
@@ -225,11 +278,26 @@ fn cosign_signature_is_accepted_by_deployer_verify_and_only_under_its_key() {
     ]);
     signed.assert_ok("cosign sign");
 
-    let ours = workspace.deployer(&["verify", &reference, "--key", public.to_str().unwrap(), "--plain-http"], None);
+    let ours = workspace.deployer(
+        &[
+            "verify",
+            &reference,
+            "--key",
+            public.to_str().unwrap(),
+            "--plain-http",
+        ],
+        None,
+    );
     ours.assert_ok("deployer verify of cosign's signature");
 
     let wrong = workspace.deployer(
-        &["verify", &reference, "--key", other_public.to_str().unwrap(), "--plain-http"],
+        &[
+            "verify",
+            &reference,
+            "--key",
+            other_public.to_str().unwrap(),
+            "--plain-http",
+        ],
         None,
     );
     wrong.assert_failed_saying("no valid signature");
@@ -247,33 +315,75 @@ fn missing_tampered_and_wrong_password_are_clear_failures() {
     let public = public.to_str().unwrap();
 
     // Missing: nothing signed yet.
-    let missing = workspace.deployer(&["verify", &reference, "--key", public, "--plain-http"], None);
+    let missing = workspace.deployer(
+        &["verify", &reference, "--key", public, "--plain-http"],
+        None,
+    );
     missing.assert_failed_saying("is not signed");
 
     // Wrong password: refused before any request, and neither password is echoed.
     let wrong = workspace.deployer(
-        &["sign", &reference, "--key", key.to_str().unwrap(), "--plain-http"],
+        &[
+            "sign",
+            &reference,
+            "--key",
+            key.to_str().unwrap(),
+            "--plain-http",
+        ],
         Some("not-the-password"),
     );
     wrong.assert_failed_saying("wrong password");
     for text in [&wrong.stdout, &wrong.stderr] {
-        assert!(!text.contains("not-the-password") && !text.contains(PASSWORD), "{text}");
+        assert!(
+            !text.contains("not-the-password") && !text.contains(PASSWORD),
+            "{text}"
+        );
     }
-    let no_password = workspace.deployer(&["sign", &reference, "--key", key.to_str().unwrap(), "--plain-http"], None);
+    let no_password = workspace.deployer(
+        &[
+            "sign",
+            &reference,
+            "--key",
+            key.to_str().unwrap(),
+            "--plain-http",
+        ],
+        None,
+    );
     no_password.assert_failed_saying("COSIGN_PASSWORD");
     workspace
-        .deployer(&["verify", &reference, "--key", public, "--plain-http"], None)
+        .deployer(
+            &["verify", &reference, "--key", public, "--plain-http"],
+            None,
+        )
         .assert_failed_saying("is not signed");
 
     // Tampered: a valid signature with one byte of its DER changed, re-uploaded.
     workspace
-        .deployer(&["sign", &reference, "--key", key.to_str().unwrap(), "--plain-http"], Some(PASSWORD))
+        .deployer(
+            &[
+                "sign",
+                &reference,
+                "--key",
+                key.to_str().unwrap(),
+                "--plain-http",
+            ],
+            Some(PASSWORD),
+        )
         .assert_ok("deployer sign");
     let tag = format!("{}.sig", digest.replace(':', "-"));
-    let url = format!("http://{}/v2/filters/bad/manifests/{tag}", registry.address());
-    let manifest = curl(&["-fsS", "-H", "Accept: application/vnd.oci.image.manifest.v1+json", &url]);
+    let url = format!(
+        "http://{}/v2/filters/bad/manifests/{tag}",
+        registry.address()
+    );
+    let manifest = curl(&[
+        "-fsS",
+        "-H",
+        "Accept: application/vnd.oci.image.manifest.v1+json",
+        &url,
+    ]);
     let mut manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
-    let annotation = &mut manifest["layers"][0]["annotations"]["dev.cosignproject.cosign/signature"];
+    let annotation =
+        &mut manifest["layers"][0]["annotations"]["dev.cosignproject.cosign/signature"];
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut der = b64.decode(annotation.as_str().unwrap()).unwrap();
@@ -292,7 +402,10 @@ fn missing_tampered_and_wrong_password_are_clear_failures() {
         &format!("@{}", file.display()),
         &url,
     ]);
-    let tampered = workspace.deployer(&["verify", &reference, "--key", public, "--plain-http"], None);
+    let tampered = workspace.deployer(
+        &["verify", &reference, "--key", public, "--plain-http"],
+        None,
+    );
     tampered.assert_failed_saying("no valid signature");
     tampered.assert_failed_saying("does not match the payload");
     // cosign agrees.
@@ -304,7 +417,11 @@ fn missing_tampered_and_wrong_password_are_clear_failures() {
         "--allow-insecure-registry",
         &format!("{}/filters/bad@{digest}", registry.address()),
     ]);
-    assert!(!cosign.ok, "cosign accepted a tampered signature: {}", cosign.stdout);
+    assert!(
+        !cosign.ok,
+        "cosign accepted a tampered signature: {}",
+        cosign.stdout
+    );
 }
 
 fn curl(args: &[&str]) -> String {

@@ -9,10 +9,10 @@ use anyhow::Context as _;
 use deployer::cluster::pull_secret::{self, RegistryCredential};
 use deployer::cluster::{Applied, Cluster, ConnectOptions, DryRun};
 use deployer::oci::{self, Credentials, ImageRef, RegistryArgs};
-use deployer::sign::{self, PublicKey};
 use deployer::plugin::flags::{Draft, SpecFlags};
 use deployer::plugin::image::{ImageSource, OciRef};
 use deployer::plugin::spec::WasmPluginManifest;
+use deployer::sign::{self, PublicKey};
 use kube::api::DynamicObject;
 
 #[derive(Debug, clap::Args)]

@@ -47,7 +47,10 @@ pub fn print(signed: &sign::Signed, format: output::Format) -> anyhow::Result<()
                 "signed"
             };
             println!("{what}: {}", signed.digest);
-            println!("signature: {} ({})", signed.signature_ref, signed.signature_digest);
+            println!(
+                "signature: {} ({})",
+                signed.signature_ref, signed.signature_digest
+            );
             println!("key:       {}", signed.key_fingerprint);
         }
     }

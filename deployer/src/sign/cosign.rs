@@ -75,9 +75,15 @@ pub fn layers(manifest: &[u8]) -> Result<Vec<Layer>, String> {
         if layer.get("mediaType").and_then(Value::as_str) != Some(SIMPLESIGNING_MEDIA_TYPE) {
             continue;
         }
-        let digest = layer.get("digest").and_then(Value::as_str).unwrap_or_default();
+        let digest = layer
+            .get("digest")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let signature = layer
-            .pointer(&format!("/annotations/{}", SIGNATURE_ANNOTATION.replace('/', "~1")))
+            .pointer(&format!(
+                "/annotations/{}",
+                SIGNATURE_ANNOTATION.replace('/', "~1")
+            ))
             .and_then(Value::as_str)
             .unwrap_or_default();
         out.push(Layer {
@@ -124,7 +130,12 @@ pub fn image(layers: &[Layer]) -> SignatureImage {
 
 /// cosign's checks for one layer: the signature verifies over the payload bytes, and the
 /// payload is a simple signing document for `digest`.
-pub fn check(payload: &[u8], signature_b64: &str, key: &PublicKey, digest: &str) -> Result<(), String> {
+pub fn check(
+    payload: &[u8],
+    signature_b64: &str,
+    key: &PublicKey,
+    digest: &str,
+) -> Result<(), String> {
     if signature_b64.is_empty() {
         return Err(format!("no {SIGNATURE_ANNOTATION} annotation"));
     }

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use crypto_secretbox::aead::{Aead, KeyInit};
 use crypto_secretbox::XSalsa20Poly1305;
+use crypto_secretbox::aead::{Aead, KeyInit};
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{DerSignature, SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
@@ -32,7 +32,10 @@ pub struct PrivateKey {
 impl std::fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PrivateKey")
-            .field("public", &PublicKey::from(*self.key.verifying_key()).fingerprint)
+            .field(
+                "public",
+                &PublicKey::from(*self.key.verifying_key()).fingerprint,
+            )
             .finish_non_exhaustive()
     }
 }
@@ -84,7 +87,10 @@ impl PrivateKey {
                     .map(SigningKey::from)
                     .map_err(|err| not_p256(path, &err.to_string()))?,
                 "PUBLIC KEY" => {
-                    return Err(bad(path, "this is a public key; signing needs the private key"));
+                    return Err(bad(
+                        path,
+                        "this is a public key; signing needs the private key",
+                    ));
                 }
                 other => return Err(bad(path, &format!("unsupported PEM block `{other}`"))),
             }
@@ -215,8 +221,12 @@ struct Cipher {
 
 fn decrypt(path: &Path, pem: &str, label: &str, password: &[u8]) -> Result<Vec<u8>, Error> {
     let body = pem_body(pem, label).ok_or_else(|| bad(path, "the PEM body is not base64"))?;
-    let envelope: Envelope = serde_json::from_slice(&body)
-        .map_err(|err| bad(path, &format!("the encrypted key is not cosign's JSON: {err}")))?;
+    let envelope: Envelope = serde_json::from_slice(&body).map_err(|err| {
+        bad(
+            path,
+            &format!("the encrypted key is not cosign's JSON: {err}"),
+        )
+    })?;
     if envelope.kdf.name != "scrypt" || envelope.cipher.name != "nacl/secretbox" {
         return Err(bad(
             path,
@@ -236,10 +246,17 @@ fn decrypt(path: &Path, pem: &str, label: &str, password: &[u8]) -> Result<Vec<u
     let ciphertext = decode("ciphertext", &envelope.ciphertext)?;
     let KdfParams { n, r, p } = envelope.kdf.params;
     if !n.is_power_of_two() || n < 2 || nonce.len() != 24 {
-        return Err(bad(path, "the key's scrypt parameters or nonce are invalid"));
+        return Err(bad(
+            path,
+            "the key's scrypt parameters or nonce are invalid",
+        ));
     }
-    let params = scrypt::Params::new(n.trailing_zeros() as u8, r, p, 32)
-        .map_err(|err| bad(path, &format!("the key's scrypt parameters are invalid: {err}")))?;
+    let params = scrypt::Params::new(n.trailing_zeros() as u8, r, p, 32).map_err(|err| {
+        bad(
+            path,
+            &format!("the key's scrypt parameters are invalid: {err}"),
+        )
+    })?;
     let mut key = [0u8; 32];
     scrypt::scrypt(password, &salt, &params, &mut key)
         .map_err(|err| bad(path, &format!("scrypt failed: {err}")))?;

@@ -120,13 +120,19 @@ pub async fn sign(
     let signature_digest = match image {
         None => cosign::image(&layers).manifest_digest,
         Some(image) => {
-            if !session.blob_exists(&crate::oci::image::sha256_digest(&payload)).await? {
+            if !session
+                .blob_exists(&crate::oci::image::sha256_digest(&payload))
+                .await?
+            {
                 session
                     .push_blob(&payload, &crate::oci::image::sha256_digest(&payload))
                     .await?;
             }
             session
-                .push_blob(&image.config, &crate::oci::image::sha256_digest(&image.config))
+                .push_blob(
+                    &image.config,
+                    &crate::oci::image::sha256_digest(&image.config),
+                )
                 .await?;
             session
                 .push_manifest(&image.manifest, oci::image::OCI_MANIFEST)
@@ -203,7 +209,10 @@ pub async fn verify_digest(
 
 async fn existing(session: &Session) -> Result<Option<Vec<u8>>, Error> {
     match session
-        .pull_manifest(None, &[oci::image::OCI_MANIFEST, oci::image::DOCKER_MANIFEST])
+        .pull_manifest(
+            None,
+            &[oci::image::OCI_MANIFEST, oci::image::DOCKER_MANIFEST],
+        )
         .await
     {
         Ok((body, _)) => Ok(Some(body)),

@@ -11,10 +11,16 @@ fn keypair(dir: &std::path::Path, seed: u8) -> (std::path::PathBuf, std::path::P
     let key = SigningKey::from_slice(&[seed; 32]).unwrap();
     let private = dir.join(format!("k{seed}.key"));
     let public = dir.join(format!("k{seed}.pub"));
-    std::fs::write(&private, key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+    std::fs::write(
+        &private,
+        key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
+    )
+    .unwrap();
     std::fs::write(
         &public,
-        key.verifying_key().to_public_key_pem(LineEnding::LF).unwrap(),
+        key.verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap(),
     )
     .unwrap();
     (private, public)
@@ -100,5 +106,8 @@ fn public_key_given_for_signing_and_private_for_verifying_are_refused_clearly() 
     let err = PrivateKey::load(&public, Password::EnvOrPrompt).unwrap_err();
     assert!(err.to_string().contains("needs the private key"), "{err}");
     let err = PublicKey::load(&private).unwrap_err();
-    assert!(err.to_string().contains("verify with the public key"), "{err}");
+    assert!(
+        err.to_string().contains("verify with the public key"),
+        "{err}"
+    );
 }
