@@ -436,3 +436,68 @@ fn curl(args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+#[test]
+fn an_index_is_signed_and_verified_at_the_linux_amd64_image_istio_pulls() {
+    use support::images::{manifest_size, module, push_compat, push_index};
+    let registry = Registry::plain();
+    let workspace = Workspace::new();
+    let (key, public) = workspace.cosign_keys("keys");
+    let repo = "filters/multi-signed";
+    let at = |tag: &str| format!("{}/{repo}:{tag}", registry.address());
+    let dir = workspace.dir.path();
+    let arm_digest = push_compat(dir, &module("signed arm64"), &at("arm64"));
+    let amd_digest = push_compat(dir, &module("signed amd64"), &at("amd64"));
+    let size = manifest_size(&registry, repo, &amd_digest);
+    let index_digest = push_index(
+        &at("v1"),
+        &[
+            (&arm_digest, Some(("linux", "arm64"))),
+            (&amd_digest, Some(("linux", "amd64"))),
+        ],
+        size,
+    );
+
+    let signed = workspace.deployer(
+        &[
+            "sign",
+            &at("v1"),
+            "--key",
+            key.to_str().unwrap(),
+            "--plain-http",
+            "-o",
+            "json",
+        ],
+        Some(PASSWORD),
+    );
+    signed.assert_ok("deployer sign of an index");
+    let signed: serde_json::Value = serde_json::from_str(&signed.stdout).unwrap();
+    assert_eq!(signed["digest"], amd_digest.as_str(), "{signed}");
+    assert_ne!(amd_digest, index_digest);
+
+    let public = public.to_str().unwrap();
+    workspace
+        .deployer(
+            &["verify", &at("v1"), "--key", public, "--plain-http"],
+            None,
+        )
+        .assert_ok("deployer verify of the index");
+    // The arm64 image was not signed, and Istio never pulls it for this index.
+    workspace
+        .deployer(
+            &["verify", &at("arm64"), "--key", public, "--plain-http"],
+            None,
+        )
+        .assert_failed_saying("is not signed");
+    // cosign finds our signature on the child digest.
+    workspace
+        .cosign(&[
+            "verify",
+            "--key",
+            public,
+            "--insecure-ignore-tlog",
+            "--allow-insecure-registry",
+            &format!("{}/{repo}@{amd_digest}", registry.address()),
+        ])
+        .assert_ok("cosign verify of the signed child");
+}
