@@ -30,6 +30,7 @@ struct Workspace {
 
 struct Run {
     ok: bool,
+    code: Option<i32>,
     stdout: String,
     stderr: String,
 }
@@ -40,6 +41,7 @@ impl Run {
     }
     fn assert_failed_saying(&self, needle: &str) {
         assert!(!self.ok, "expected a failure, got:\n{}", self.stdout);
+        assert_eq!(self.code, Some(1), "exit status: {}", self.stderr);
         assert!(
             self.stderr.contains(needle),
             "stderr does not say {needle:?}:\n{}",
@@ -83,6 +85,7 @@ impl Workspace {
         let output = command.output().expect("run deployer");
         Run {
             ok: output.status.success(),
+            code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
@@ -101,6 +104,7 @@ impl Workspace {
             .expect("run cosign");
         Run {
             ok: output.status.success(),
+            code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
@@ -339,6 +343,27 @@ fn missing_tampered_and_wrong_password_are_clear_failures() {
             "{text}"
         );
     }
+    // push --sign-key with the wrong password uploads nothing at all.
+    let module = workspace.module("e.wasm", "never");
+    let never = format!("{}/filters/never:v1", registry.address());
+    let push = workspace.deployer(
+        &[
+            "push",
+            module.to_str().unwrap(),
+            &never,
+            "--plain-http",
+            "--sign-key",
+            key.to_str().unwrap(),
+        ],
+        Some("not-the-password"),
+    );
+    push.assert_failed_saying("wrong password");
+    assert!(!push.stderr.contains("not-the-password"), "{}", push.stderr);
+    assert!(
+        !registry.catalog().contains(&"filters/never".to_string()),
+        "{:?}",
+        registry.catalog()
+    );
     let no_password = workspace.deployer(
         &[
             "sign",
@@ -500,4 +525,122 @@ fn an_index_is_signed_and_verified_at_the_linux_amd64_image_istio_pulls() {
             &format!("{}/{repo}@{amd_digest}", registry.address()),
         ])
         .assert_ok("cosign verify of the signed child");
+}
+
+#[test]
+fn openssl_keys_sign_and_cosign_verifies_with_the_openssl_public_key() {
+    let registry = Registry::plain();
+    let workspace = Workspace::new();
+    let reference = format!("{}/filters/openssl:v1", registry.address());
+    let pushed = workspace.push(
+        &workspace.module("f.wasm", "openssl"),
+        &reference,
+        &[],
+        None,
+    );
+    let digest = digest_of(&pushed);
+    let openssl = |args: &[&str]| {
+        let output = Command::new(tools::require("openssl"))
+            .current_dir(workspace.dir.path())
+            .args(args)
+            .output()
+            .expect("run openssl");
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    // SEC1 ("EC PRIVATE KEY") and PKCS#8 ("PRIVATE KEY"), as openssl writes them.
+    openssl(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        "sec1.key",
+    ]);
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        "pkcs8.key",
+    ]);
+    for name in ["sec1", "pkcs8"] {
+        openssl(&[
+            "ec",
+            "-in",
+            &format!("{name}.key"),
+            "-pubout",
+            "-out",
+            &format!("{name}.pub"),
+        ]);
+        let key = workspace.path(&format!("{name}.key"));
+        workspace
+            .deployer(
+                &[
+                    "sign",
+                    &reference,
+                    "--key",
+                    key.to_str().unwrap(),
+                    "--plain-http",
+                ],
+                None,
+            )
+            .assert_ok("deployer sign with an openssl key");
+        let public = workspace.path(&format!("{name}.pub"));
+        workspace
+            .cosign(&[
+                "verify",
+                "--key",
+                public.to_str().unwrap(),
+                "--insecure-ignore-tlog",
+                "--allow-insecure-registry",
+                &format!("{}/filters/openssl@{digest}", registry.address()),
+            ])
+            .assert_ok("cosign verify with the openssl public key");
+    }
+    // Both signatures sit side by side in the one .sig image; each key verifies its own.
+    for name in ["sec1", "pkcs8"] {
+        let public = workspace.path(&format!("{name}.pub"));
+        workspace
+            .deployer(
+                &[
+                    "verify",
+                    &reference,
+                    "--key",
+                    public.to_str().unwrap(),
+                    "--plain-http",
+                ],
+                None,
+            )
+            .assert_ok("deployer verify with the openssl public key");
+    }
+    // A P-384 key is refused by name, before any request.
+    openssl(&[
+        "ecparam",
+        "-name",
+        "secp384r1",
+        "-genkey",
+        "-noout",
+        "-out",
+        "p384.key",
+    ]);
+    let key = workspace.path("p384.key");
+    workspace
+        .deployer(
+            &[
+                "sign",
+                &reference,
+                "--key",
+                key.to_str().unwrap(),
+                "--plain-http",
+            ],
+            None,
+        )
+        .assert_failed_saying("not an ECDSA P-256 key");
 }
