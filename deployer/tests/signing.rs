@@ -644,3 +644,88 @@ fn openssl_keys_sign_and_cosign_verifies_with_the_openssl_public_key() {
         )
         .assert_failed_saying("not an ECDSA P-256 key");
 }
+
+/// Runs `deployer ARGS` on a pseudo-terminal (util-linux `script`), typing `typed` once the
+/// prompt is up; returns everything the terminal showed.
+fn on_terminal(workspace: &Workspace, args: &[&str], typed: &str) -> (bool, String) {
+    let deployer = assert_cmd::cargo::cargo_bin("deployer");
+    let mut line = deployer.display().to_string();
+    for arg in args {
+        line.push_str(&format!(" '{arg}'"));
+    }
+    let mut child = Command::new(tools::require("script"))
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(workspace.dir.path())
+        .env("DOCKER_CONFIG", workspace.path("docker"))
+        .env_remove("COSIGN_PASSWORD")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run script");
+    // Typed after the prompt has switched echo off, as a person would.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    use std::io::Write;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{typed}\n").as_bytes()).unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().expect("wait for script");
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), shown)
+}
+
+#[test]
+fn the_password_is_asked_on_a_terminal_without_echo() {
+    let registry = Registry::plain();
+    let workspace = Workspace::new();
+    let (key, public) = workspace.cosign_keys("keys");
+    let reference = format!("{}/filters/prompted:v1", registry.address());
+    workspace.push(
+        &workspace.module("g.wasm", "prompted"),
+        &reference,
+        &[],
+        None,
+    );
+    let key = key.to_str().unwrap();
+
+    let (ok, shown) = on_terminal(
+        &workspace,
+        &["sign", &reference, "--key", key, "--plain-http"],
+        "typo-password",
+    );
+    assert!(
+        !ok && shown.contains("Enter password for") && shown.contains("wrong password"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("typo-password"),
+        "the password was echoed: {shown}"
+    );
+
+    let (ok, shown) = on_terminal(
+        &workspace,
+        &["sign", &reference, "--key", key, "--plain-http"],
+        PASSWORD,
+    );
+    assert!(ok, "{shown}");
+    assert!(
+        !shown.contains(PASSWORD),
+        "the password was echoed: {shown}"
+    );
+    workspace
+        .deployer(
+            &[
+                "verify",
+                &reference,
+                "--key",
+                public.to_str().unwrap(),
+                "--plain-http",
+            ],
+            None,
+        )
+        .assert_ok("deployer verify after a prompted sign");
+}
