@@ -1147,6 +1147,51 @@ fn verify_key_refuses_unsigned_images_before_any_write_and_records_the_key() {
         "{run}"
     );
 
+    // The annotation stays truthful: an apply without --verify-key drops it.
+    ok(
+        f.apply("ctx", &["--image", &unsigned_ref, "--plain-http"]),
+        "apply of the unsigned image without --verify-key",
+    );
+    let live = f.get("ctx").unwrap();
+    assert!(
+        live["metadata"]["annotations"]
+            .get("wasm-deployer.io/verified-key")
+            .is_none(),
+        "{live}"
+    );
+    // rollback --verify-key: back to the signed revision passes and records the key...
+    let ns = f.ns.name.clone();
+    let rollback = |extra: &[&str]| {
+        let mut args = vec![
+            "rollback",
+            "ctx",
+            "-n",
+            &ns,
+            "--plain-http",
+            "--verify-key",
+            public,
+        ];
+        args.extend_from_slice(extra);
+        f.deployer(&args)
+    };
+    let run = ok(
+        rollback(&[]),
+        "rollback --verify-key to the signed revision",
+    );
+    assert!(run.stdout.contains("rolled back"), "{run}");
+    assert_eq!(
+        f.get("ctx").unwrap()["metadata"]["annotations"]["wasm-deployer.io/verified-key"],
+        fingerprint.as_str()
+    );
+    // ...and back to the unsigned one is refused, the live object untouched.
+    let version = f.resource_version("ctx");
+    let run = failed(
+        rollback(&[]),
+        "rollback --verify-key to the unsigned revision",
+    );
+    assert!(run.stderr.contains("is not signed"), "{run}");
+    assert_eq!(f.resource_version("ctx"), version);
+
     // A tag kept as a tag cannot be vouched for: it can move after the check.
     let run = failed(
         f.apply(

@@ -73,10 +73,19 @@ pub async fn verify_pinned(
     key: &PublicKey,
     registry: &oci::Options,
 ) -> anyhow::Result<()> {
-    let ImageSource::Oci(reference) = ImageSource::parse(&draft.spec.url)? else {
+    verify_url(&draft.spec.url, key, registry).await?;
+    draft
+        .annotations
+        .insert(VERIFIED_KEY_ANNOTATION.to_string(), key.fingerprint.clone());
+    Ok(())
+}
+
+/// Refuses unless `url` is an oci:// url pinned to a digest whose image (the manifest Istio
+/// pulls) carries a valid signature by `key`.
+pub async fn verify_url(url: &str, key: &PublicKey, registry: &oci::Options) -> anyhow::Result<()> {
+    let ImageSource::Oci(reference) = ImageSource::parse(url)? else {
         anyhow::bail!(
-            "--verify-key checks cosign signatures of OCI images; {} is not an oci:// url",
-            draft.spec.url
+            "--verify-key checks cosign signatures of OCI images; {url} is not an oci:// url"
         );
     };
     if reference.digest.is_none() {
@@ -85,7 +94,7 @@ pub async fn verify_pinned(
             "--verify-key needs the url pinned to a digest (drop --no-pin, or give REF@sha256:...)"
         );
     }
-    let refusal = || format!("refusing {}: nothing was written", draft.spec.url);
+    let refusal = || format!("refusing {url}: nothing was written");
     let image = ImageRef::parse(&reference.reference())?;
     // The digest Istio compares: for an index, its linux/amd64 entry's.
     let digest = oci::resolve_digest(&reference.reference(), registry)
@@ -94,9 +103,6 @@ pub async fn verify_pinned(
     sign::verify_digest(&image, &digest, key, registry)
         .await
         .with_context(refusal)?;
-    draft
-        .annotations
-        .insert(VERIFIED_KEY_ANNOTATION.to_string(), key.fingerprint.clone());
     Ok(())
 }
 
