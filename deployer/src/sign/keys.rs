@@ -12,6 +12,7 @@ use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{DerSignature, SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use super::Error;
 
@@ -73,10 +74,11 @@ impl PrivateKey {
         let pem = read(path)?;
         let label = pem_label(&pem).ok_or_else(|| bad(path, "no PEM block found"))?;
         let key = if ENCRYPTED_LABELS.contains(&label.as_str()) {
-            let password = match password {
+            // The password, derived key and decrypted DER are wiped from memory when dropped.
+            let password = Zeroizing::new(match password {
                 Password::Given(password) => password,
                 Password::EnvOrPrompt => ask_password(path)?,
-            };
+            });
             let der = decrypt(path, &pem, &label, password.as_bytes())?;
             SigningKey::from_pkcs8_der(&der).map_err(|err| not_p256(path, &err.to_string()))?
         } else {
@@ -219,7 +221,12 @@ struct Cipher {
     nonce: String,
 }
 
-fn decrypt(path: &Path, pem: &str, label: &str, password: &[u8]) -> Result<Vec<u8>, Error> {
+fn decrypt(
+    path: &Path,
+    pem: &str,
+    label: &str,
+    password: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, Error> {
     let body = pem_body(pem, label).ok_or_else(|| bad(path, "the PEM body is not base64"))?;
     let envelope: Envelope = serde_json::from_slice(&body).map_err(|err| {
         bad(
@@ -257,12 +264,13 @@ fn decrypt(path: &Path, pem: &str, label: &str, password: &[u8]) -> Result<Vec<u
             &format!("the key's scrypt parameters are invalid: {err}"),
         )
     })?;
-    let mut key = [0u8; 32];
-    scrypt::scrypt(password, &salt, &params, &mut key)
+    let mut key = Zeroizing::new([0u8; 32]);
+    scrypt::scrypt(password, &salt, &params, key.as_mut())
         .map_err(|err| bad(path, &format!("scrypt failed: {err}")))?;
-    let cipher = XSalsa20Poly1305::new(&key.into());
+    let cipher = XSalsa20Poly1305::new(key.as_ref().into());
     cipher
         .decrypt(nonce.as_slice().into(), ciphertext.as_slice())
+        .map(Zeroizing::new)
         .map_err(|_| Error::WrongPassword {
             path: path.to_path_buf(),
         })
