@@ -253,6 +253,10 @@ fn deployer_signature_is_accepted_by_cosign_verify() {
     again.assert_ok("deployer sign (again)");
     let again: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
     assert_eq!(again["already_signed"], true, "{again}");
+    assert_eq!(
+        again["signature_digest"], signature["signature_digest"],
+        "{again}"
+    );
 }
 
 #[test]

@@ -102,11 +102,14 @@ pub async fn sign(
     let tag = signature_tag(&digest);
     let sig_ref = reference.with_tag(&tag);
     let session = Session::open(&sig_ref, options, RegistryOperation::Push).await?;
-    let mut layers = match existing(&session).await? {
-        Some(manifest) => cosign::layers(&manifest).map_err(|message| oci::Error::Protocol {
-            registry: reference.registry().to_string(),
-            message: format!("the existing signature image {sig_ref} is unreadable: {message}"),
-        })?,
+    let current = existing(&session).await?;
+    let mut layers = match &current {
+        Some((manifest, _)) => {
+            cosign::layers(manifest).map_err(|message| oci::Error::Protocol {
+                registry: reference.registry().to_string(),
+                message: format!("the existing signature image {sig_ref} is unreadable: {message}"),
+            })?
+        }
         None => Vec::new(),
     };
     let layer = cosign::Layer::new(&payload, signature);
@@ -118,7 +121,8 @@ pub async fn sign(
         Some(cosign::image(&layers))
     };
     let signature_digest = match image {
-        None => cosign::image(&layers).manifest_digest,
+        // Nothing to write: the digest of the manifest as stored (it may be cosign's bytes).
+        None => current.map(|(_, digest)| digest).unwrap_or_default(),
         Some(image) => {
             if !session
                 .blob_exists(&crate::oci::image::sha256_digest(&payload))
@@ -176,7 +180,7 @@ pub async fn verify_digest(
         fingerprint: key.fingerprint.clone(),
         reasons,
     };
-    let Some(manifest) = existing(&session).await? else {
+    let Some((manifest, _)) = existing(&session).await? else {
         return Err(Error::Unsigned {
             reference: reference.name().to_string(),
             digest: digest.to_string(),
@@ -207,7 +211,8 @@ pub async fn verify_digest(
     Err(invalid(reasons.join("; ")))
 }
 
-async fn existing(session: &Session) -> Result<Option<Vec<u8>>, Error> {
+/// The `.sig` manifest and its digest, if the tag exists.
+async fn existing(session: &Session) -> Result<Option<(Vec<u8>, String)>, Error> {
     match session
         .pull_manifest(
             None,
@@ -215,7 +220,7 @@ async fn existing(session: &Session) -> Result<Option<Vec<u8>>, Error> {
         )
         .await
     {
-        Ok((body, _)) => Ok(Some(body)),
+        Ok(found) => Ok(Some(found)),
         Err(oci::Error::NotFound { .. }) => Ok(None),
         Err(err) => Err(err.into()),
     }
