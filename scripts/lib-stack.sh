@@ -13,6 +13,8 @@ ETCD_VERSION=v3.6.5
 # v0.8.0 is the newest kwok whose go directive (1.26.0) the preinstalled Go accepts.
 KWOK_VERSION=v0.8.0
 HELM_VERSION=v3.22.0
+# cosign is only the reference client the signing tests check our signatures against.
+COSIGN_VERSION=v2.6.5
 
 # go_build_cached NAME VERSION TOOLDIR PACKAGE [EXTRA_LDFLAGS]
 # Builds PACKAGE inside tools/TOOLDIR (its wrapper module) unless the versioned binary exists.
@@ -119,4 +121,11 @@ istio_files() {
   mkdir -p "$share"
   install -m 0644 "$src/manifests/charts/base/files/crd-all.gen.yaml" "$share/crd-all.gen.yaml"
   install -m 0644 "$src/tools/packaging/common/envoy_bootstrap.json" "$share/envoy_bootstrap.json"
+}
+
+build_cosign() {
+  # cosign's release build stamps its version through sigs.k8s.io/release-utils; without it
+  # `cosign version` says "devel", which is harmless but confusing in test logs.
+  go_build_cached cosign "$COSIGN_VERSION" cosign github.com/sigstore/cosign/v2/cmd/cosign \
+    "-X sigs.k8s.io/release-utils/version.gitVersion=$COSIGN_VERSION"
 }

@@ -8,4 +8,5 @@ pub mod module;
 pub mod oci;
 pub mod output;
 pub mod plugin;
+pub mod sign;
 pub mod tls;

@@ -963,3 +963,250 @@ fn bare_http_404_server() -> (String, StopOnDrop) {
     });
     (format!("http://127.0.0.1:{port}"), StopOnDrop(stop, port))
 }
+
+/// A key pair as PEM files (PKCS#8 private, SPKI public) and the public key's fingerprint as
+/// `deployer` records it (sha256 of the SPKI DER).
+fn key_pair(dir: &Path, seed: u8) -> (PathBuf, PathBuf, String) {
+    use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+    use sha2::Digest;
+    let key = p256::ecdsa::SigningKey::from_slice(&[seed; 32]).expect("a valid scalar");
+    let private = dir.join(format!("k{seed}.key"));
+    let public = dir.join(format!("k{seed}.pub"));
+    std::fs::write(
+        &private,
+        key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
+    )
+    .unwrap();
+    let verifying = key.verifying_key();
+    std::fs::write(
+        &public,
+        verifying.to_public_key_pem(LineEnding::LF).unwrap(),
+    )
+    .unwrap();
+    let der = verifying.to_public_key_der().unwrap();
+    let fingerprint = format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(der.as_bytes()))
+    );
+    (private, public, fingerprint)
+}
+
+/// Pushes a module unique to `marker`, so its digest (and its signatures) are this test's own.
+fn push_unique_module(f: &Fixture, reference: &str, marker: &str) -> String {
+    let module = wat::parse_str(format!(
+        r#"(module (memory (export "memory") 1)
+             (func (export "proxy_abi_version_0_2_1"))
+             (func (export "proxy_on_memory_allocate") (param i32) (result i32) i32.const 1024)
+             (func (export "proxy_on_context_create") (param i32 i32))
+             (data (i32.const 0) "{marker}"))"#
+    ))
+    .expect("valid wat");
+    let path = f.home.path().join(format!("{marker}.wasm"));
+    std::fs::write(&path, module).unwrap();
+    let run = ok(
+        f.deployer(&[
+            "push",
+            path.to_str().unwrap(),
+            reference,
+            "--plain-http",
+            "-o",
+            "json",
+        ]),
+        "push",
+    );
+    let pushed: Value = serde_json::from_str(&run.stdout).expect("push -o json");
+    pushed["digest"].as_str().expect("digest").to_string()
+}
+
+#[test]
+fn verify_key_refuses_unsigned_images_before_any_write_and_records_the_key() {
+    let f = Fixture::new("apply-verify");
+    let (private, public, fingerprint) = key_pair(f.home.path(), 7);
+    let (_, other_public, _) = key_pair(f.home.path(), 8);
+    let public = public.to_str().unwrap();
+    let unique = stack::unique_name("v");
+    let signed_ref = f.image(&format!("{unique}-signed"));
+    let unsigned_ref = f.image(&format!("{unique}-unsigned"));
+    push_unique_module(&f, &signed_ref, &format!("{unique} signed"));
+    push_unique_module(&f, &unsigned_ref, &format!("{unique} unsigned"));
+    ok(
+        f.deployer(&[
+            "sign",
+            &signed_ref,
+            "--key",
+            private.to_str().unwrap(),
+            "--plain-http",
+        ]),
+        "sign",
+    );
+
+    // A new plugin on an unsigned image: refused, nothing created.
+    let run = failed(
+        f.apply(
+            "fresh",
+            &[
+                "--image",
+                &unsigned_ref,
+                "--plain-http",
+                "--verify-key",
+                public,
+            ],
+        ),
+        "apply --verify-key of an unsigned image",
+    );
+    assert!(
+        run.stderr.contains("is not signed") && run.stderr.contains("nothing was written"),
+        "{run}"
+    );
+    assert!(f.get("fresh").is_none());
+
+    // The signed image under the right key: applied, the key recorded.
+    let run = ok(
+        f.apply(
+            "ctx",
+            &[
+                "--image",
+                &signed_ref,
+                "--plain-http",
+                "--verify-key",
+                public,
+            ],
+        ),
+        "apply --verify-key of a signed image",
+    );
+    assert!(run.stdout.contains("created"), "{run}");
+    let live = f.get("ctx").unwrap();
+    assert_eq!(
+        live["metadata"]["annotations"]["wasm-deployer.io/verified-key"],
+        fingerprint.as_str()
+    );
+    let version = f.resource_version("ctx");
+
+    // Moving the live plugin to an unsigned image, or checking under another key: refused,
+    // and the live object is untouched.
+    let run = failed(
+        f.apply(
+            "ctx",
+            &[
+                "--image",
+                &unsigned_ref,
+                "--plain-http",
+                "--verify-key",
+                public,
+            ],
+        ),
+        "apply --verify-key moving to an unsigned image",
+    );
+    assert!(run.stderr.contains("is not signed"), "{run}");
+    let run = failed(
+        f.apply(
+            "ctx",
+            &[
+                "--image",
+                &signed_ref,
+                "--plain-http",
+                "--verify-key",
+                other_public.to_str().unwrap(),
+            ],
+        ),
+        "apply --verify-key under another key",
+    );
+    assert!(run.stderr.contains("no valid signature"), "{run}");
+    assert_eq!(f.resource_version("ctx"), version);
+
+    // render refuses the same way and prints the annotation when it passes.
+    let run = failed(
+        f.deployer(&[
+            "render",
+            "r",
+            "--image",
+            &unsigned_ref,
+            "--plain-http",
+            "--verify-key",
+            public,
+        ]),
+        "render --verify-key of an unsigned image",
+    );
+    assert!(run.stderr.contains("is not signed"), "{run}");
+    assert!(run.stdout.is_empty(), "{run}");
+    let run = ok(
+        f.deployer(&[
+            "render",
+            "r",
+            "--image",
+            &signed_ref,
+            "--plain-http",
+            "--verify-key",
+            public,
+        ]),
+        "render --verify-key of a signed image",
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("wasm-deployer.io/verified-key: {fingerprint}")),
+        "{run}"
+    );
+
+    // The annotation stays truthful: an apply without --verify-key drops it.
+    ok(
+        f.apply("ctx", &["--image", &unsigned_ref, "--plain-http"]),
+        "apply of the unsigned image without --verify-key",
+    );
+    let live = f.get("ctx").unwrap();
+    assert!(
+        live["metadata"]["annotations"]
+            .get("wasm-deployer.io/verified-key")
+            .is_none(),
+        "{live}"
+    );
+    // rollback --verify-key: back to the signed revision passes and records the key...
+    let ns = f.ns.name.clone();
+    let rollback = |extra: &[&str]| {
+        let mut args = vec![
+            "rollback",
+            "ctx",
+            "-n",
+            &ns,
+            "--plain-http",
+            "--verify-key",
+            public,
+        ];
+        args.extend_from_slice(extra);
+        f.deployer(&args)
+    };
+    let run = ok(
+        rollback(&[]),
+        "rollback --verify-key to the signed revision",
+    );
+    assert!(run.stdout.contains("rolled back"), "{run}");
+    assert_eq!(
+        f.get("ctx").unwrap()["metadata"]["annotations"]["wasm-deployer.io/verified-key"],
+        fingerprint.as_str()
+    );
+    // ...and back to the unsigned one is refused, the live object untouched.
+    let version = f.resource_version("ctx");
+    let run = failed(
+        rollback(&[]),
+        "rollback --verify-key to the unsigned revision",
+    );
+    assert!(run.stderr.contains("is not signed"), "{run}");
+    assert_eq!(f.resource_version("ctx"), version);
+
+    // A tag kept as a tag cannot be vouched for: it can move after the check.
+    let run = failed(
+        f.apply(
+            "tag",
+            &[
+                "--image",
+                &signed_ref,
+                "--no-pin",
+                "--plain-http",
+                "--verify-key",
+                public,
+            ],
+        ),
+        "apply --verify-key --no-pin",
+    );
+    assert!(run.stderr.contains("pinned to a digest"), "{run}");
+    assert!(f.get("tag").is_none());
+}

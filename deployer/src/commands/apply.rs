@@ -9,11 +9,11 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use deployer::cluster::pull_secret::{self, RegistryCredential};
 use deployer::cluster::{Applied, Cluster, ConnectOptions, DryRun};
-use deployer::oci::ImageRef;
-use deployer::oci::{self, Credentials, RegistryArgs};
+use deployer::oci::{self, Credentials, ImageRef, RegistryArgs};
 use deployer::plugin::flags::{Draft, SpecFlags};
 use deployer::plugin::image::ImageSource;
 use deployer::plugin::spec::WasmPluginManifest;
+use deployer::sign::{self, PublicKey};
 use kube::api::DynamicObject;
 
 #[derive(Debug, clap::Args)]
@@ -39,6 +39,71 @@ pub struct Args {
     /// Print the applied object(s) instead of one line per cluster.
     #[arg(short = 'o', long, value_enum)]
     pub output: Option<ObjectFormat>,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+}
+
+/// Shared by apply and render: refuse an image without a valid cosign signature.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct VerifyArgs {
+    /// Public key (PEM, e.g. cosign.pub): refuse, before any write, unless the pinned image
+    /// (the manifest Istio pulls) has a valid cosign signature by it; the key's fingerprint is
+    /// recorded in the `wasm-deployer.io/verified-key` annotation.
+    #[arg(long, value_name = "FILE")]
+    pub verify_key: Option<PathBuf>,
+}
+
+/// The annotation that records which key vouched for the image at apply time.
+pub const VERIFIED_KEY_ANNOTATION: &str = "wasm-deployer.io/verified-key";
+
+impl VerifyArgs {
+    /// Reads the key (offline, before the registry is asked anything).
+    pub fn load(&self) -> anyhow::Result<Option<PublicKey>> {
+        Ok(self
+            .verify_key
+            .as_deref()
+            .map(PublicKey::load)
+            .transpose()?)
+    }
+}
+
+/// Refuses unless the image the pinned url names carries a valid signature by `key`, then
+/// records the key's fingerprint on the draft.
+pub async fn verify_pinned(
+    draft: &mut Draft,
+    key: &PublicKey,
+    registry: &oci::Options,
+) -> anyhow::Result<()> {
+    verify_url(&draft.spec.url, key, registry).await?;
+    draft
+        .annotations
+        .insert(VERIFIED_KEY_ANNOTATION.to_string(), key.fingerprint.clone());
+    Ok(())
+}
+
+/// Refuses unless `url` is an oci:// url pinned to a digest whose image (the manifest Istio
+/// pulls) carries a valid signature by `key`.
+pub async fn verify_url(url: &str, key: &PublicKey, registry: &oci::Options) -> anyhow::Result<()> {
+    let ImageSource::Oci(reference) = ImageSource::parse(url)? else {
+        anyhow::bail!(
+            "--verify-key checks cosign signatures of OCI images; {url} is not an oci:// url"
+        );
+    };
+    if reference.digest().is_none() {
+        // A tag can move between the check and Istio's pull: only a digest is what was checked.
+        anyhow::bail!(
+            "--verify-key needs the url pinned to a digest (drop --no-pin, or give REF@sha256:...)"
+        );
+    }
+    let refusal = || format!("refusing {url}: nothing was written");
+    // The digest Istio compares: for an index, its linux/amd64 entry's.
+    let digest = oci::resolve_digest(&reference.to_string(), registry)
+        .await
+        .with_context(refusal)?;
+    sign::verify_digest(&reference, &digest, key, registry)
+        .await
+        .with_context(refusal)?;
+    Ok(())
 }
 
 /// Which clusters and namespace: shared by apply, delete, list and rollback.
@@ -99,7 +164,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         draft.namespace.as_deref().unwrap_or("default"),
         args.spec.skip_client_validation,
     )?;
+    let verify_key = args.verify.load()?;
     pin(&mut draft, args.spec.no_pin, &registry).await?;
+    if let Some(key) = &verify_key {
+        verify_pinned(&mut draft, key, &registry).await?;
+    }
     let credential = if args.pull_secret_from_docker_config {
         Some(docker_config_credential(&draft)?)
     } else {

@@ -15,7 +15,9 @@ pub mod pull;
 pub mod push;
 pub mod render;
 pub mod rollback;
+pub mod sign;
 pub mod status;
+pub mod verify;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,6 +40,10 @@ pub enum Command {
     Push(push::Args),
     /// Fetch a module from a registry with Istio's rules.
     Pull(pull::Args),
+    /// Sign an image in cosign's format (a sha256-<hex>.sig image beside it).
+    Sign(sign::Args),
+    /// Check an image's cosign signature against a public key (exit 0 valid, 1 not).
+    Verify(verify::Args),
     /// Create or update an Istio WasmPlugin or TrafficExtension (server-side apply).
     Apply(apply::Args),
     /// Print the WasmPlugin (or TrafficExtension) that `apply` would send, for GitOps.
@@ -64,6 +70,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => inspect::run(args).await,
         Command::Push(args) => push::run(args).await,
         Command::Pull(args) => pull::run(args).await,
+        Command::Sign(args) => sign::run(args).await,
+        Command::Verify(args) => verify::run(args).await,
         Command::Apply(args) => apply::run(args).await,
         Command::Render(args) => render::run(args).await,
         Command::Delete(args) => delete::run(args).await,

@@ -27,8 +27,20 @@ pub struct Args {
     /// Output format: text, or json/yaml with {digest, size, url, sha256} for scripts.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     output: output::Format,
+    /// Sign the pushed image in cosign's format with this private key (as `deployer sign`);
+    /// the key and its password are checked before anything is uploaded.
+    #[arg(long, value_name = "FILE")]
+    sign_key: Option<PathBuf>,
     #[command(flatten)]
     registry: RegistryArgs,
+}
+
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    #[serde(flatten)]
+    outcome: &'a oci::PushOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature: Option<deployer::sign::Signed>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -61,6 +73,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             file.display()
         );
     }
+    let sign_key = args
+        .sign_key
+        .as_deref()
+        .map(|path| deployer::sign::PrivateKey::load(path, deployer::sign::Password::EnvOrPrompt))
+        .transpose()?;
     let options = args.registry.into_options()?;
     let metadata = Metadata {
         source: args
@@ -104,9 +121,26 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
     })?;
 
+    let signature = match &sign_key {
+        Some(key) => Some(
+            deployer::sign::sign(&reference, Some(&outcome.digest), key, &options)
+                .await
+                .with_context(|| {
+                    format!(
+                        "pushed {} but could not sign it (retry with `deployer sign {}`)",
+                        outcome.url, outcome.url
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let report = Report {
+        outcome: &outcome,
+        signature,
+    };
     match args.output {
-        output::Format::Json => println!("{}", serde_json::to_string_pretty(&outcome)?),
-        output::Format::Yaml => print!("{}", serde_yaml::to_string(&outcome)?),
+        output::Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        output::Format::Yaml => print!("{}", serde_yaml::to_string(&report)?),
         output::Format::Text => {
             let layout = match args.format {
                 Format::Compat => "compat image",
@@ -125,6 +159,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "sha256: {}  (WasmPlugin spec.sha256: for oci:// urls Istio checks the manifest digest)",
                 outcome.sha256
             );
+            if let Some(signed) = &report.signature {
+                println!(
+                    "signed: {} (key {})",
+                    signed.signature_ref, signed.key_fingerprint
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -23,6 +23,8 @@ pub struct Args {
     pub helm_values: bool,
     #[arg(short = 'o', long, value_enum, default_value = "yaml")]
     pub output: ObjectFormat,
+    #[command(flatten)]
+    pub verify: apply::VerifyArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -41,7 +43,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
     };
     check(&draft)?;
+    let verify_key = args.verify.load()?;
     apply::pin(&mut draft, args.spec.no_pin, &registry).await?;
+    if let Some(key) = &verify_key {
+        apply::verify_pinned(&mut draft, key, &registry).await?;
+    }
     check(&draft)?;
     let value = if args.helm_values {
         deployer::plugin::helm::values(&draft.name, &draft.labels, &draft.spec, draft.kind())?

@@ -6,7 +6,11 @@ use deployer::cluster::DryRun;
 use deployer::cluster::wasmplugin::history_of;
 use deployer::plugin::spec::{KindChoice, WasmPluginManifest};
 
-use super::apply::{ClusterArgs, ObjectFormat, print_objects};
+use deployer::oci::RegistryArgs;
+
+use super::apply::{
+    ClusterArgs, ObjectFormat, VERIFIED_KEY_ANNOTATION, VerifyArgs, print_objects, verify_url,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,9 +33,18 @@ pub struct Args {
     pub force_conflicts: bool,
     #[arg(short = 'o', long, value_enum)]
     pub output: Option<ObjectFormat>,
+    /// As for apply: refuse, before any write, unless the revision's image is validly signed
+    /// by this key. Without it the rolled-back object carries no verified-key annotation, since
+    /// nothing vouched for its image this time.
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let verify_key = args.verify.load()?;
+    let registry = args.registry.clone().into_options()?;
     let clusters = args.cluster.connect_all().await?;
     // Every cluster's target revision is found before the first write.
     let mut plans = Vec::new();
@@ -76,6 +89,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             WasmPluginManifest::of_kind(kind, &args.name, &namespace, target.spec.clone());
         if let Some(labels) = &live.metadata.labels {
             manifest.metadata.labels = labels.clone().into_iter().collect();
+        }
+        if let Some(key) = &verify_key {
+            verify_url(&manifest.spec.url, key, &registry).await?;
+            manifest
+                .metadata
+                .annotations
+                .insert(VERIFIED_KEY_ANNOTATION.to_string(), key.fingerprint.clone());
         }
         plans.push((cluster, manifest, target.revision));
     }

@@ -98,6 +98,25 @@ impl ImageRef {
         }
     }
 
+    /// Another tag in the same repository (cosign's `sha256-<hex>.sig` signature images).
+    pub fn with_tag(&self, tag: &str) -> ImageRef {
+        let repository = match self.inner.tag() {
+            Some(old) => self
+                .name
+                .strip_suffix(&format!(":{old}"))
+                .unwrap_or(&self.name),
+            None => &self.name,
+        };
+        ImageRef {
+            name: format!("{repository}:{tag}"),
+            inner: Reference::with_tag(
+                self.inner.registry().to_string(),
+                self.inner.repository().to_string(),
+                tag.to_string(),
+            ),
+        }
+    }
+
     /// Whether the registry is this machine, where a plain-HTTP registry is common.
     pub fn is_loopback(&self) -> bool {
         let host = self

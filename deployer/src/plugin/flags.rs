@@ -84,6 +84,9 @@ pub struct Draft {
     /// From `-n` or the file; `None` means the cluster context's default.
     pub namespace: Option<String>,
     pub labels: BTreeMap<String, String>,
+    /// Annotations the deployer sets (the verified key); a file's own are not carried over,
+    /// as before, since they are often another tool's bookkeeping.
+    pub annotations: BTreeMap<String, String>,
     pub spec: WasmPluginSpec,
     /// The kind the input fixes (`--kind`, `--lua`, `-f`'s kind); `None`: decided by what the
     /// cluster has (`auto`), WasmPlugin when nothing says otherwise.
@@ -117,6 +120,7 @@ impl Draft {
         let mut manifest =
             WasmPluginManifest::of_kind(self.kind(), &self.name, namespace, self.spec.clone());
         manifest.metadata.labels = self.labels.clone();
+        manifest.metadata.annotations = self.annotations.clone();
         manifest
     }
 
@@ -152,6 +156,7 @@ impl SpecFlags {
                 name: String::new(),
                 namespace: None,
                 labels: BTreeMap::new(),
+                annotations: BTreeMap::new(),
                 spec: WasmPluginSpec::default(),
                 kind: None,
             },
@@ -309,6 +314,7 @@ fn from_file(path: &Path) -> Result<Draft, Error> {
         name: manifest.metadata.name,
         namespace: manifest.metadata.namespace,
         labels: manifest.metadata.labels,
+        annotations: BTreeMap::new(),
         spec: manifest.spec,
     })
 }
