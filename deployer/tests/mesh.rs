@@ -11,26 +11,12 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use support::mesh::{PodSpec, Sidecar, create_pod, is_loaded_wasm};
-use support::stack::{Namespace, Stack, kubectl_ok, stack};
-use support::tools;
+use support::stack::{Namespace, Stack, deployer, kubectl_ok, stack, text};
 
 const PLUGIN: &str = "ctx";
 const ROOT_ID: &str = "context_logger";
 /// A line istio-agent prints once Envoy is up: not about any plugin.
 const AGENT_START: &str = "Envoy proxy is ready";
-
-fn deployer(stack: &Stack) -> assert_cmd::Command {
-    let mut command = tools::deployer();
-    command.envs(stack.env());
-    command
-}
-
-fn text(output: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 /// Pushes the filter to a repository of the test's own and returns the tagged reference.
 fn push_filter(stack: &Stack, ns: &Namespace<'_>) -> String {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use support::mesh::{PodSpec, Sidecar, create_pod, is_loaded_wasm};
 use support::registry::Registry;
-use support::stack::{Namespace, Stack, kubectl_ok, stack};
+use support::stack::{Namespace, Stack, kubectl_ok, stack, text};
 use support::tools;
 
 const USER: &str = "mesh-puller";
@@ -113,13 +113,6 @@ impl Secured {
         );
         Sidecar::ready(stack, &ns.name, "web")
     }
-}
-
-fn text(output: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 /// `kubectl logs web -c istio-proxy` once it satisfies `wanted` (30 s at most).

@@ -10,23 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use support::mesh::{PodSpec, Sidecar, create_pod};
-use support::stack::{Namespace, Stack, stack};
-use support::tools;
+use support::stack::{Namespace, Stack, deployer, stack, text};
 
 const PLUGIN: &str = "ctx";
-
-fn deployer(stack: &Stack) -> assert_cmd::Command {
-    let mut command = tools::deployer();
-    command.envs(stack.env());
-    command
-}
-
-fn text(output: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 fn ok(output: Output, what: &str) -> String {
     let (stdout, stderr) = text(&output);

@@ -238,6 +238,21 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
+/// `deployer` with the stack's environment (KUBECONFIG, REGISTRY).
+pub fn deployer(stack: &Stack) -> assert_cmd::Command {
+    let mut command = tools::deployer();
+    command.envs(stack.env());
+    command
+}
+
+/// A command's stdout and stderr as text.
+pub fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// Runs `command` with `input` on its stdin; returns its output whatever the exit status.
 pub fn run_with_stdin(command: &mut Command, input: &str) -> Output {
     tools::run(command, Some(input))
