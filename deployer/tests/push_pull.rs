@@ -9,17 +9,8 @@ use std::time::{Duration, Instant};
 use support::registry::Registry;
 use support::tools;
 
-/// A small module Envoy's proxy-wasm host would load: ABI marker, allocator, memory, one callback.
 fn module_bytes() -> Vec<u8> {
-    wat::parse_str(
-        r#"(module
-             (memory (export "memory") 1)
-             (func (export "proxy_abi_version_0_2_1"))
-             (func (export "proxy_on_memory_allocate") (param i32) (result i32) i32.const 1024)
-             (func (export "proxy_on_context_create") (param i32 i32))
-             (data (i32.const 0) "deployer push/pull test module"))"#,
-    )
-    .expect("valid wat")
+    support::wasm::loadable_module("deployer push/pull test module")
 }
 
 struct Workspace {

@@ -13,15 +13,7 @@ use support::tools;
 const PASSWORD: &str = "correct-horse-battery-staple";
 
 fn module_bytes() -> Vec<u8> {
-    wat::parse_str(
-        r#"(module
-             (memory (export "memory") 1)
-             (func (export "proxy_abi_version_0_2_1"))
-             (func (export "proxy_on_memory_allocate") (param i32) (result i32) i32.const 1024)
-             (func (export "proxy_on_context_create") (param i32 i32))
-             (data (i32.const 0) "deployer signing test module"))"#,
-    )
-    .expect("valid wat")
+    support::wasm::loadable_module("deployer signing test module")
 }
 
 struct Workspace {

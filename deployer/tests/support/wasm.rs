@@ -63,3 +63,17 @@ pub fn fixture_module(name: &str, dir: &Path) -> PathBuf {
     std::fs::write(&path, bytes).unwrap_or_else(|err| panic!("write {}: {err}", path.display()));
     path
 }
+
+/// A small module Envoy's proxy-wasm host would load (ABI marker, allocator, memory, one
+/// callback); `label` goes into its data, so each test file's module has its own digest.
+pub fn loadable_module(label: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module
+             (memory (export "memory") 1)
+             (func (export "proxy_abi_version_0_2_1"))
+             (func (export "proxy_on_memory_allocate") (param i32) (result i32) i32.const 1024)
+             (func (export "proxy_on_context_create") (param i32 i32))
+             (data (i32.const 0) "{label}"))"#
+    ))
+    .expect("valid wat")
+}
