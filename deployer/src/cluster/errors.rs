@@ -19,6 +19,9 @@ pub enum Failure {
     Status {
         code: u16,
         reason: String,
+        /// `details.kind` of the Status: the resource the answer is about, e.g. `namespaces`
+        /// when the namespace of the request does not exist.
+        kind: String,
         message: String,
     },
     /// No HTTP answer: connection refused, DNS, TLS, timeout.
@@ -31,6 +34,7 @@ impl From<kube::Error> for Failure {
             kube::Error::Api(status) => Failure::Status {
                 code: status.code,
                 reason: status.reason.clone(),
+                kind: details_kind(&status).to_string(),
                 message: status.message.clone(),
             },
             other => {
@@ -49,6 +53,18 @@ impl From<kube::Error> for Failure {
             }
         }
     }
+}
+
+/// `details.kind` of a 404 whose namespace is missing (the API server's NamespaceLifecycle
+/// admission answers `namespaces "x" not found` with it), as opposed to the object's own kind.
+pub const NAMESPACES: &str = "namespaces";
+
+/// `details.kind` of an API server's Status (empty when it has no details).
+pub fn details_kind(status: &kube::core::Status) -> &str {
+    status
+        .details
+        .as_ref()
+        .map_or("", |details| details.kind.as_str())
 }
 
 pub fn map(cluster: &Cluster, attempt: &Attempt<'_>, failure: Failure) -> Error {
@@ -103,10 +119,11 @@ pub fn map(cluster: &Cluster, attempt: &Attempt<'_>, failure: Failure) -> Error 
         },
         Failure::Status {
             code: 404,
-            message,
             reason,
+            kind,
+            ..
         } => {
-            if message.starts_with("namespaces ") {
+            if kind == NAMESPACES {
                 Error::NamespaceMissing { context, namespace }
             } else if reason == "NotFound" && !name.is_empty() {
                 Error::NotFound {
@@ -156,9 +173,14 @@ mod tests {
     }
 
     fn status(code: u16, reason: &str, message: &str) -> Failure {
+        status_about(code, reason, "", message)
+    }
+
+    fn status_about(code: u16, reason: &str, kind: &str, message: &str) -> Failure {
         Failure::Status {
             code,
             reason: reason.into(),
+            kind: kind.into(),
             message: message.into(),
         }
     }
@@ -191,16 +213,22 @@ mod tests {
                 vec!["conflict with \"other\"", "--force-conflicts", "demo/ctx"],
             ),
             (
-                status(404, "NotFound", "namespaces \"demo\" not found"),
+                status_about(
+                    404,
+                    "NotFound",
+                    "namespaces",
+                    "namespaces \"demo\" not found",
+                ),
                 vec![
                     "namespace \"demo\" not found",
                     "kubectl create namespace demo",
                 ],
             ),
             (
-                status(
+                status_about(
                     404,
                     "NotFound",
+                    "wasmplugins",
                     "wasmplugins.extensions.istio.io \"ctx\" not found",
                 ),
                 vec!["demo/ctx not found"],

@@ -58,6 +58,15 @@ pub fn api_resource_of(kind: Kind) -> ApiResource {
     }
 }
 
+/// The kind of a stored object, from its type (WasmPlugin when the type is missing).
+pub fn kind_of(object: &DynamicObject) -> Kind {
+    object
+        .types
+        .as_ref()
+        .and_then(|types| Kind::from_name(&types.kind))
+        .unwrap_or_default()
+}
+
 /// The history a re-apply of `manifest` would write, given the live object (if any).
 pub fn next_history(
     live: Option<&DynamicObject>,
@@ -80,11 +89,18 @@ pub fn next_history(
 const MAX_WRITE_ATTEMPTS: u32 = 10;
 
 /// The API server's answer to a resourceVersion precondition that no longer holds (a write in
-/// between), as opposed to a field-manager conflict, which is also a 409.
+/// between), as opposed to a field-manager conflict: both are 409 Conflict, but only the
+/// latter lists its conflicting fields as causes of type `FieldManagerConflict`.
 fn is_stale_write(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(status)
-        if status.code == 409 && status.message.contains("the object has been modified"))
+    if status.is_conflict()
+        && !status.details.iter().flat_map(|d| &d.causes).any(|cause| {
+            cause.reason == FIELD_MANAGER_CONFLICT
+        }))
 }
+
+/// The cause type of a server-side apply conflict with another field manager.
+const FIELD_MANAGER_CONFLICT: &str = "FieldManagerConflict";
 
 pub fn history_of(object: &DynamicObject) -> Result<History, crate::plugin::Error> {
     let name = object.metadata.name.clone().unwrap_or_default();
@@ -174,10 +190,10 @@ impl Cluster {
         self.bounded(async {
             match self.plugins(kind, Some(namespace)).get(name).await {
                 Ok(object) => Ok(Some(object)),
+                // The object is missing, not its namespace (`errors::map` names that one).
                 Err(kube::Error::Api(status))
-                    if status.code == 404
-                        && status.reason == "NotFound"
-                        && !status.message.starts_with("namespaces ") =>
+                    if status.is_not_found()
+                        && errors::details_kind(&status) != errors::NAMESPACES =>
                 {
                     Ok(None)
                 }
