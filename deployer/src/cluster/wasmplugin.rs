@@ -394,3 +394,54 @@ impl Cluster {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Status body as the stack's kube-apiserver (v1.35) sends it.
+    fn answer(body: serde_json::Value) -> kube::Error {
+        kube::Error::Api(Box::new(serde_json::from_value(body).unwrap()))
+    }
+
+    #[test]
+    fn a_stale_write_is_told_from_a_field_manager_conflict_by_its_causes() {
+        let stale = answer(serde_json::json!({
+            "status": "Failure", "code": 409, "reason": "Conflict",
+            "message": "Operation cannot be fulfilled on wasmplugins.extensions.istio.io \"probe\": the object has been modified; please apply your changes to the latest version and try again",
+            "details": {"name": "probe", "group": "extensions.istio.io", "kind": "wasmplugins"}
+        }));
+        assert!(is_stale_write(&stale));
+        // Also the answer when the write is both stale and conflicting: the conflict wins.
+        let conflict = answer(serde_json::json!({
+            "status": "Failure", "code": 409, "reason": "Conflict",
+            "message": "Apply failed with 1 conflict: conflict with \"kubectl\": .spec.url",
+            "details": {"causes": [
+                {"reason": "FieldManagerConflict", "message": "conflict with \"kubectl\"", "field": ".spec.url"}
+            ]}
+        }));
+        assert!(!is_stale_write(&conflict));
+    }
+
+    #[test]
+    fn a_missing_namespace_is_told_from_a_missing_object_by_details_kind() {
+        let kind = |body| match answer(body) {
+            kube::Error::Api(status) => errors::details_kind(&status).to_string(),
+            _ => unreachable!(),
+        };
+        // Server-side apply into a namespace that does not exist (NamespaceLifecycle).
+        let namespace = kind(serde_json::json!({
+            "status": "Failure", "code": 404, "reason": "NotFound",
+            "message": "namespaces \"nope\" not found",
+            "details": {"name": "nope", "kind": "namespaces"}
+        }));
+        assert_eq!(namespace, errors::NAMESPACES);
+        // A GET answers about the object, even in a namespace that does not exist.
+        let object = kind(serde_json::json!({
+            "status": "Failure", "code": 404, "reason": "NotFound",
+            "message": "wasmplugins.extensions.istio.io \"x\" not found",
+            "details": {"name": "x", "group": "extensions.istio.io", "kind": "wasmplugins"}
+        }));
+        assert_eq!(object, "wasmplugins");
+    }
+}
