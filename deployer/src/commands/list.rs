@@ -116,7 +116,7 @@ fn row(context: &str, kind: Kind, object: &DynamicObject) -> Row {
         .target_refs
         .iter()
         .chain(&spec.target_ref)
-        .map(|t| format!("{}/{}", t.kind, t.name))
+        .map(ToString::to_string)
         .collect();
     let attached_to = match labels {
         Some(labels) if !labels.is_empty() => labels

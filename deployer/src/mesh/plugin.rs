@@ -64,7 +64,7 @@ impl Plugin {
             .target_refs
             .iter()
             .chain(&model.target_ref)
-            .map(|r| format!("{}/{}", or(&r.kind, "?"), or(&r.name, "?")))
+            .map(ToString::to_string)
             .collect();
         target_refs.dedup();
         let env = model

@@ -227,6 +227,14 @@ pub struct PolicyTargetReference {
     pub namespace: Option<String>,
 }
 
+/// `Kind/name`, as `list` and `status` show a target (`?` for a part that is missing).
+impl std::fmt::Display for PolicyTargetReference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let or_unknown = |part: &str| if part.is_empty() { "?" } else { part }.to_string();
+        write!(f, "{}/{}", or_unknown(&self.kind), or_unknown(&self.name))
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VmConfig {
