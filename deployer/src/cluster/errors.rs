@@ -22,6 +22,8 @@ pub enum Failure {
         /// `details.kind` of the Status: the resource the answer is about, e.g. `namespaces`
         /// when the namespace of the request does not exist.
         kind: String,
+        /// A 409 whose causes are other field managers' fields (not a stale write).
+        field_manager_conflict: bool,
         message: String,
     },
     /// No HTTP answer: connection refused, DNS, TLS, timeout.
@@ -35,6 +37,7 @@ impl From<kube::Error> for Failure {
                 code: status.code,
                 reason: status.reason.clone(),
                 kind: details_kind(&status).to_string(),
+                field_manager_conflict: is_field_manager_conflict(&status),
                 message: status.message.clone(),
             },
             other => {
@@ -67,6 +70,21 @@ pub fn details_kind(status: &kube::core::Status) -> &str {
         .map_or("", |details| details.kind.as_str())
 }
 
+/// The cause type of a server-side apply conflict with another field manager.
+const FIELD_MANAGER_CONFLICT: &str = "FieldManagerConflict";
+
+/// Whether `status` is a server-side apply conflict with another field manager: a 409
+/// Conflict whose causes name the fields (a stale resourceVersion is a 409 Conflict without
+/// causes; both checked against the stack's kube-apiserver).
+pub fn is_field_manager_conflict(status: &kube::core::Status) -> bool {
+    status.is_conflict()
+        && status
+            .details
+            .iter()
+            .flat_map(|details| &details.causes)
+            .any(|cause| cause.reason == FIELD_MANAGER_CONFLICT)
+}
+
 pub fn map(cluster: &Cluster, attempt: &Attempt<'_>, failure: Failure) -> Error {
     let context = cluster.context.clone();
     let resource = attempt.resource.to_string();
@@ -96,8 +114,13 @@ pub fn map(cluster: &Cluster, attempt: &Attempt<'_>, failure: Failure) -> Error 
             namespace: attempt.namespace.map(str::to_string),
             message,
         },
+        // Another 409 (a write that stayed stale through every retry) falls through to `Api`:
+        // taking over fields would not help it.
         Failure::Status {
-            code: 409, message, ..
+            code: 409,
+            field_manager_conflict: true,
+            message,
+            ..
         } => Error::Conflict {
             context,
             resource,
@@ -181,6 +204,7 @@ mod tests {
             code,
             reason: reason.into(),
             kind: kind.into(),
+            field_manager_conflict: false,
             message: message.into(),
         }
     }
@@ -205,12 +229,24 @@ mod tests {
                 ],
             ),
             (
-                status(
+                Failure::Status {
+                    code: 409,
+                    reason: "Conflict".into(),
+                    kind: String::new(),
+                    field_manager_conflict: true,
+                    message: "Apply failed with 1 conflict: conflict with \"other\": .spec.url"
+                        .into(),
+                },
+                vec!["conflict with \"other\"", "--force-conflicts", "demo/ctx"],
+            ),
+            (
+                status_about(
                     409,
                     "Conflict",
-                    "Apply failed with 1 conflict: conflict with \"other\": .spec.url",
+                    "wasmplugins",
+                    "Operation cannot be fulfilled on wasmplugins.extensions.istio.io \"ctx\": the object has been modified",
                 ),
-                vec!["conflict with \"other\"", "--force-conflicts", "demo/ctx"],
+                vec!["HTTP 409", "the object has been modified"],
             ),
             (
                 status_about(

@@ -89,18 +89,11 @@ pub fn next_history(
 const MAX_WRITE_ATTEMPTS: u32 = 10;
 
 /// The API server's answer to a resourceVersion precondition that no longer holds (a write in
-/// between), as opposed to a field-manager conflict: both are 409 Conflict, but only the
-/// latter lists its conflicting fields as causes of type `FieldManagerConflict`.
+/// between), as opposed to a field-manager conflict, which is also a 409 Conflict.
 fn is_stale_write(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(status)
-    if status.is_conflict()
-        && !status.details.iter().flat_map(|d| &d.causes).any(|cause| {
-            cause.reason == FIELD_MANAGER_CONFLICT
-        }))
+        if status.is_conflict() && !errors::is_field_manager_conflict(status))
 }
-
-/// The cause type of a server-side apply conflict with another field manager.
-const FIELD_MANAGER_CONFLICT: &str = "FieldManagerConflict";
 
 pub fn history_of(object: &DynamicObject) -> Result<History, crate::plugin::Error> {
     let name = object.metadata.name.clone().unwrap_or_default();
