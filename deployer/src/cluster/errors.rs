@@ -19,6 +19,11 @@ pub enum Failure {
     Status {
         code: u16,
         reason: String,
+        /// `details.kind` of the Status: the resource the answer is about, e.g. `namespaces`
+        /// when the namespace of the request does not exist.
+        kind: String,
+        /// A 409 whose causes are other field managers' fields (not a stale write).
+        field_manager_conflict: bool,
         message: String,
     },
     /// No HTTP answer: connection refused, DNS, TLS, timeout.
@@ -31,6 +36,8 @@ impl From<kube::Error> for Failure {
             kube::Error::Api(status) => Failure::Status {
                 code: status.code,
                 reason: status.reason.clone(),
+                kind: details_kind(&status).to_string(),
+                field_manager_conflict: is_field_manager_conflict(&status),
                 message: status.message.clone(),
             },
             other => {
@@ -49,6 +56,33 @@ impl From<kube::Error> for Failure {
             }
         }
     }
+}
+
+/// `details.kind` of a 404 whose namespace is missing (the API server's NamespaceLifecycle
+/// admission answers `namespaces "x" not found` with it), as opposed to the object's own kind.
+pub const NAMESPACES: &str = "namespaces";
+
+/// `details.kind` of an API server's Status (empty when it has no details).
+pub fn details_kind(status: &kube::core::Status) -> &str {
+    status
+        .details
+        .as_ref()
+        .map_or("", |details| details.kind.as_str())
+}
+
+/// The cause type of a server-side apply conflict with another field manager.
+const FIELD_MANAGER_CONFLICT: &str = "FieldManagerConflict";
+
+/// Whether `status` is a server-side apply conflict with another field manager: a 409
+/// Conflict whose causes name the fields (a stale resourceVersion is a 409 Conflict without
+/// causes; both checked against the stack's kube-apiserver).
+pub fn is_field_manager_conflict(status: &kube::core::Status) -> bool {
+    status.is_conflict()
+        && status
+            .details
+            .iter()
+            .flat_map(|details| &details.causes)
+            .any(|cause| cause.reason == FIELD_MANAGER_CONFLICT)
 }
 
 pub fn map(cluster: &Cluster, attempt: &Attempt<'_>, failure: Failure) -> Error {
@@ -80,8 +114,13 @@ pub fn map(cluster: &Cluster, attempt: &Attempt<'_>, failure: Failure) -> Error 
             namespace: attempt.namespace.map(str::to_string),
             message,
         },
+        // Another 409 (a write that stayed stale through every retry) falls through to `Api`:
+        // taking over fields would not help it.
         Failure::Status {
-            code: 409, message, ..
+            code: 409,
+            field_manager_conflict: true,
+            message,
+            ..
         } => Error::Conflict {
             context,
             resource,
@@ -103,10 +142,11 @@ pub fn map(cluster: &Cluster, attempt: &Attempt<'_>, failure: Failure) -> Error 
         },
         Failure::Status {
             code: 404,
-            message,
             reason,
+            kind,
+            ..
         } => {
-            if message.starts_with("namespaces ") {
+            if kind == NAMESPACES {
                 Error::NamespaceMissing { context, namespace }
             } else if reason == "NotFound" && !name.is_empty() {
                 Error::NotFound {
@@ -156,9 +196,15 @@ mod tests {
     }
 
     fn status(code: u16, reason: &str, message: &str) -> Failure {
+        status_about(code, reason, "", message)
+    }
+
+    fn status_about(code: u16, reason: &str, kind: &str, message: &str) -> Failure {
         Failure::Status {
             code,
             reason: reason.into(),
+            kind: kind.into(),
+            field_manager_conflict: false,
             message: message.into(),
         }
     }
@@ -183,24 +229,42 @@ mod tests {
                 ],
             ),
             (
-                status(
-                    409,
-                    "Conflict",
-                    "Apply failed with 1 conflict: conflict with \"other\": .spec.url",
-                ),
+                Failure::Status {
+                    code: 409,
+                    reason: "Conflict".into(),
+                    kind: String::new(),
+                    field_manager_conflict: true,
+                    message: "Apply failed with 1 conflict: conflict with \"other\": .spec.url"
+                        .into(),
+                },
                 vec!["conflict with \"other\"", "--force-conflicts", "demo/ctx"],
             ),
             (
-                status(404, "NotFound", "namespaces \"demo\" not found"),
+                status_about(
+                    409,
+                    "Conflict",
+                    "wasmplugins",
+                    "Operation cannot be fulfilled on wasmplugins.extensions.istio.io \"ctx\": the object has been modified",
+                ),
+                vec!["HTTP 409", "the object has been modified"],
+            ),
+            (
+                status_about(
+                    404,
+                    "NotFound",
+                    "namespaces",
+                    "namespaces \"demo\" not found",
+                ),
                 vec![
                     "namespace \"demo\" not found",
                     "kubectl create namespace demo",
                 ],
             ),
             (
-                status(
+                status_about(
                     404,
                     "NotFound",
+                    "wasmplugins",
                     "wasmplugins.extensions.istio.io \"ctx\" not found",
                 ),
                 vec!["demo/ctx not found"],

@@ -58,6 +58,15 @@ pub fn api_resource_of(kind: Kind) -> ApiResource {
     }
 }
 
+/// The kind of a stored object, from its type (WasmPlugin when the type is missing).
+pub fn kind_of(object: &DynamicObject) -> Kind {
+    object
+        .types
+        .as_ref()
+        .and_then(|types| Kind::from_name(&types.kind))
+        .unwrap_or_default()
+}
+
 /// The history a re-apply of `manifest` would write, given the live object (if any).
 pub fn next_history(
     live: Option<&DynamicObject>,
@@ -80,10 +89,10 @@ pub fn next_history(
 const MAX_WRITE_ATTEMPTS: u32 = 10;
 
 /// The API server's answer to a resourceVersion precondition that no longer holds (a write in
-/// between), as opposed to a field-manager conflict, which is also a 409.
+/// between), as opposed to a field-manager conflict, which is also a 409 Conflict.
 fn is_stale_write(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(status)
-        if status.code == 409 && status.message.contains("the object has been modified"))
+        if status.is_conflict() && !errors::is_field_manager_conflict(status))
 }
 
 pub fn history_of(object: &DynamicObject) -> Result<History, crate::plugin::Error> {
@@ -174,10 +183,10 @@ impl Cluster {
         self.bounded(async {
             match self.plugins(kind, Some(namespace)).get(name).await {
                 Ok(object) => Ok(Some(object)),
+                // The object is missing, not its namespace (`errors::map` names that one).
                 Err(kube::Error::Api(status))
-                    if status.code == 404
-                        && status.reason == "NotFound"
-                        && !status.message.starts_with("namespaces ") =>
+                    if status.is_not_found()
+                        && errors::details_kind(&status) != errors::NAMESPACES =>
                 {
                     Ok(None)
                 }
@@ -376,5 +385,56 @@ impl Cluster {
                 .map_err(|err| self.fail(kind, "delete", Some(namespace), Some(name), err))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Status body as the stack's kube-apiserver (v1.35) sends it.
+    fn answer(body: serde_json::Value) -> kube::Error {
+        kube::Error::Api(Box::new(serde_json::from_value(body).unwrap()))
+    }
+
+    #[test]
+    fn a_stale_write_is_told_from_a_field_manager_conflict_by_its_causes() {
+        let stale = answer(serde_json::json!({
+            "status": "Failure", "code": 409, "reason": "Conflict",
+            "message": "Operation cannot be fulfilled on wasmplugins.extensions.istio.io \"probe\": the object has been modified; please apply your changes to the latest version and try again",
+            "details": {"name": "probe", "group": "extensions.istio.io", "kind": "wasmplugins"}
+        }));
+        assert!(is_stale_write(&stale));
+        // Also the answer when the write is both stale and conflicting: the conflict wins.
+        let conflict = answer(serde_json::json!({
+            "status": "Failure", "code": 409, "reason": "Conflict",
+            "message": "Apply failed with 1 conflict: conflict with \"kubectl\": .spec.url",
+            "details": {"causes": [
+                {"reason": "FieldManagerConflict", "message": "conflict with \"kubectl\"", "field": ".spec.url"}
+            ]}
+        }));
+        assert!(!is_stale_write(&conflict));
+    }
+
+    #[test]
+    fn a_missing_namespace_is_told_from_a_missing_object_by_details_kind() {
+        let kind = |body| match answer(body) {
+            kube::Error::Api(status) => errors::details_kind(&status).to_string(),
+            _ => unreachable!(),
+        };
+        // Server-side apply into a namespace that does not exist (NamespaceLifecycle).
+        let namespace = kind(serde_json::json!({
+            "status": "Failure", "code": 404, "reason": "NotFound",
+            "message": "namespaces \"nope\" not found",
+            "details": {"name": "nope", "kind": "namespaces"}
+        }));
+        assert_eq!(namespace, errors::NAMESPACES);
+        // A GET answers about the object, even in a namespace that does not exist.
+        let object = kind(serde_json::json!({
+            "status": "Failure", "code": 404, "reason": "NotFound",
+            "message": "wasmplugins.extensions.istio.io \"x\" not found",
+            "details": {"name": "x", "group": "extensions.istio.io", "kind": "wasmplugins"}
+        }));
+        assert_eq!(object, "wasmplugins");
     }
 }

@@ -2,7 +2,9 @@
 use std::process::ExitCode;
 
 use deployer::output::Format;
-use deployer::plugin::spec::{Kind, KindChoice};
+use deployer::plugin::read;
+use deployer::plugin::spec::{Kind, KindChoice, phase_on_wire};
+use deployer::plugin::wire_enum::WireEnum;
 use kube::api::DynamicObject;
 use serde::Serialize;
 
@@ -56,7 +58,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         for kind in kinds(cluster, args.kind).await? {
             for object in cluster.list_objects(kind, namespace.as_deref()).await? {
-                rows.push(row(&cluster.context, &object));
+                rows.push(row(&cluster.context, kind, &object));
             }
         }
     }
@@ -88,65 +90,42 @@ async fn kinds(
     Ok(kinds)
 }
 
-fn row(context: &str, object: &DynamicObject) -> Row {
-    let kind = object
-        .types
-        .as_ref()
-        .map(|t| t.kind.clone())
-        .unwrap_or_else(|| Kind::WasmPlugin.name().to_string());
-    // A TrafficExtension keeps the wasm fields under `spec.wasm`; a Lua one has no image.
-    let spec = &object.data["spec"];
-    let wasm = if spec["wasm"].is_object() {
-        &spec["wasm"]
+/// One object's row, from the spec in the one model. Read leniently: fields a newer Istio adds
+/// must not break `list` (a spec that cannot be read at all lists with its name only).
+fn row(context: &str, kind: Kind, object: &DynamicObject) -> Row {
+    let stored = object.data.get("spec").cloned().unwrap_or_default();
+    let spec = read::lenient(kind, &stored).unwrap_or_default();
+    // A Lua TrafficExtension has no image.
+    let url = if spec.url.is_empty() && spec.lua.is_some() {
+        "(lua)".to_string()
     } else {
-        spec
+        spec.url.clone()
     };
-    let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
-    let url = text(&wasm["url"]).unwrap_or_else(|| {
-        if spec["lua"].is_object() {
-            "(lua)".to_string()
-        } else {
-            String::new()
-        }
-    });
     let (image, url_digest) = match url.split_once('@') {
         Some((image, digest)) => (image.to_string(), Some(digest.to_string())),
         None => (url.clone(), None),
     };
     let digest = url_digest.or_else(|| {
-        text(&wasm["sha256"])
+        spec.sha256
+            .as_ref()
             .filter(|s| !s.is_empty())
             .map(|hex| format!("sha256:{hex}"))
     });
-    let attached_to = if let Some(labels) = spec["selector"]["matchLabels"].as_object() {
-        labels
+    let labels = spec.selector.as_ref().map(|s| &s.match_labels);
+    let targets: Vec<String> = spec
+        .target_refs
+        .iter()
+        .chain(&spec.target_ref)
+        .map(ToString::to_string)
+        .collect();
+    let attached_to = match labels {
+        Some(labels) if !labels.is_empty() => labels
             .iter()
-            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
-            .join(",")
-    } else {
-        let mut targets: Vec<&serde_json::Value> = spec["targetRefs"]
-            .as_array()
-            .map(|a| a.iter().collect())
-            .unwrap_or_default();
-        if spec["targetRef"].is_object() {
-            targets.push(&spec["targetRef"]);
-        }
-        let names: Vec<String> = targets
-            .iter()
-            .map(|t| {
-                format!(
-                    "{}/{}",
-                    t["kind"].as_str().unwrap_or_default(),
-                    t["name"].as_str().unwrap_or_default()
-                )
-            })
-            .collect();
-        if names.is_empty() {
-            "-".to_string()
-        } else {
-            names.join(",")
-        }
+            .join(","),
+        _ if !targets.is_empty() => targets.join(","),
+        _ => "-".to_string(),
     };
     let age_seconds = object
         .metadata
@@ -155,12 +134,15 @@ fn row(context: &str, object: &DynamicObject) -> Row {
         .map(|t| k8s_openapi::jiff::Timestamp::now().as_second() - t.0.as_second());
     Row {
         context: context.to_string(),
-        kind,
+        kind: kind.name().to_string(),
         name: object.metadata.name.clone().unwrap_or_default(),
         namespace: object.metadata.namespace.clone().unwrap_or_default(),
         image,
         digest,
-        phase: text(&spec["phase"]),
+        phase: spec
+            .phase
+            .as_ref()
+            .map(|phase| phase_on_wire(kind, phase.as_str()).to_string()),
         attached_to,
         age_seconds,
         url,
@@ -253,7 +235,7 @@ mod tests {
             "spec": {"url": "oci://r/x@sha256:abc", "phase": "STATS", "targetRefs": [{"kind": "Gateway", "name": "gw"}]}
         }))
         .unwrap();
-        let r = row("kind", &object);
+        let r = row("kind", Kind::WasmPlugin, &object);
         assert_eq!(r.kind, "WasmPlugin");
         assert_eq!(
             (
@@ -266,6 +248,21 @@ mod tests {
     }
 
     #[test]
+    fn a_newer_istio_s_fields_and_values_still_list() {
+        let object: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "extensions.istio.io/v1alpha1", "kind": "WasmPlugin",
+            "metadata": {"name": "ctx", "namespace": "demo"},
+            "spec": {"url": "oci://r/x:1", "phase": "EARLY", "futureField": [1]}
+        }))
+        .unwrap();
+        let r = row("kind", Kind::WasmPlugin, &object);
+        assert_eq!(
+            (r.image.as_str(), r.phase.as_deref(), r.attached_to.as_str()),
+            ("oci://r/x:1", Some("EARLY"), "-")
+        );
+    }
+
+    #[test]
     fn traffic_extension_rows_read_the_wasm_part() {
         let object: DynamicObject = serde_json::from_value(serde_json::json!({
             "apiVersion": "extensions.istio.io/v1alpha1", "kind": "TrafficExtension",
@@ -273,7 +270,7 @@ mod tests {
             "spec": {"selector": {"matchLabels": {"app": "web"}}, "wasm": {"url": "oci://r/x@sha256:abc"}}
         }))
         .unwrap();
-        let r = row("kind", &object);
+        let r = row("kind", Kind::TrafficExtension, &object);
         assert_eq!(
             (r.kind.as_str(), r.image.as_str(), r.attached_to.as_str()),
             ("TrafficExtension", "oci://r/x", "app=web")
@@ -284,6 +281,6 @@ mod tests {
             "spec": {"lua": {"inlineCode": "function envoy_on_request(h) end"}}
         }))
         .unwrap();
-        assert_eq!(row("kind", &lua).image, "(lua)");
+        assert_eq!(row("kind", Kind::TrafficExtension, &lua).image, "(lua)");
     }
 }

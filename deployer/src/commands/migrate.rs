@@ -416,7 +416,8 @@ async fn restore(cluster: &Cluster, object: &kube::api::DynamicObject) {
     let namespace = object.metadata.namespace.clone().unwrap_or_default();
     let name = object.metadata.name.clone().unwrap_or_default();
     let spec = object.data.get("spec").cloned().unwrap_or_default();
-    let restored = serde_json::from_value(spec).map(|spec| {
+    // What was deleted passed `traffic_extension_for`'s strict read, so nothing is lost here.
+    let restored = deployer::plugin::read::strict(Kind::WasmPlugin, &spec).map(|spec| {
         let mut manifest = deployer::plugin::spec::WasmPluginManifest::new(&name, &namespace, spec);
         manifest.metadata.labels = object
             .metadata
@@ -433,7 +434,7 @@ async fn restore(cluster: &Cluster, object: &kube::api::DynamicObject) {
             .await
             .map(|_| ())
             .map_err(|err| err.to_string()),
-        Err(err) => Err(err.to_string()),
+        Err(err) => Err(err),
     };
     if let Err(err) = result {
         eprintln!("error: could not re-apply wasmplugin {namespace}/{name}: {err}");

@@ -12,9 +12,9 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::DynamicObject;
 
 use super::logline::{self, FETCH_ERROR_PREFIX, TRANSLATED_SUFFIX};
-use crate::plugin::history;
-use crate::plugin::spec::{Kind, WasmPluginManifest, WasmPluginSpec};
+use crate::plugin::spec::{Kind, WasmPluginManifest};
 use crate::plugin::validate;
+use crate::plugin::{history, read};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -42,10 +42,11 @@ pub fn traffic_extension_for(object: &DynamicObject) -> Result<WasmPluginManifes
     let namespace = object.metadata.namespace.clone().unwrap_or_default();
     let name = object.metadata.name.clone().unwrap_or_default();
     let stored = object.data.get("spec").cloned().unwrap_or_default();
-    let mut spec: WasmPluginSpec = serde_json::from_value(stored).map_err(|err| Error::Spec {
+    // Strict: a field this tool does not know would be lost in the TrafficExtension.
+    let mut spec = read::strict(Kind::WasmPlugin, &stored).map_err(|message| Error::Spec {
         namespace: namespace.clone(),
         name: name.clone(),
-        message: err.to_string(),
+        message,
     })?;
     if let Some(target) = spec.target_ref.take()
         && spec.target_refs.is_empty()

@@ -1,15 +1,17 @@
-//! A WasmPlugin or TrafficExtension as read back from a cluster (a TrafficExtension's
-//! `spec.wasm` is read like a WasmPlugin's top-level fields). Lenient on purpose: a reader must cope with
-//! objects written by Istio's own tooling or newer API versions, so unknown fields are ignored
-//! here (unlike `plugin::spec`, which guards what this tool writes).
+//! A WasmPlugin or TrafficExtension as read back from a cluster, for `logs` and `status`: the
+//! spec in the one model (`plugin::spec`, read with `plugin::read::lenient`: a reader must cope
+//! with objects written by Istio's own tooling or newer API versions, so unknown fields and
+//! enum values are ignored), plus the values Istio uses when a field is unset.
 use std::collections::BTreeMap;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::api::DynamicObject;
 use serde_json::Value;
 
-use crate::cluster::Cluster;
-use crate::plugin::spec::{Kind, KindChoice};
+use crate::cluster::{Cluster, wasmplugin};
+use crate::plugin::read;
+use crate::plugin::spec::{EnvValueSource, Kind, KindChoice, WasmPluginSpec, phase_on_wire};
+use crate::plugin::wire_enum::WireEnum;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Plugin {
@@ -42,6 +44,9 @@ pub struct Plugin {
     pub changed_at: Option<Timestamp>,
     /// The spec exactly as stored, for display.
     pub spec: Value,
+    /// The spec in the one model, read leniently (fields a newer Istio added are ignored).
+    #[serde(skip)]
+    pub model: WasmPluginSpec,
     /// A WasmPlugin whose name a TrafficExtension shares (during `deployer migrate`): then the
     /// native `<ns>.<name>` lines are the TrafficExtension's, only the translated ones its own.
     #[serde(skip)]
@@ -50,91 +55,65 @@ pub struct Plugin {
 
 impl Plugin {
     pub fn from_object(object: &DynamicObject) -> Self {
+        let kind = wasmplugin::kind_of(object);
         let stored = object.data.get("spec").cloned().unwrap_or(Value::Null);
-        let kind = object
-            .types
-            .as_ref()
-            .and_then(|t| Kind::from_name(&t.kind))
-            .unwrap_or_default();
-        let spec = match kind {
-            Kind::WasmPlugin => stored.clone(),
-            Kind::TrafficExtension => flatten_traffic_extension(&stored),
-        };
-        let text = |key: &str| spec[key].as_str().unwrap_or_default().to_string();
-        let selector = spec["selector"].as_object().map(|selector| {
-            selector
-                .get("matchLabels")
-                .and_then(Value::as_object)
-                .map(|labels| {
-                    labels
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                        .collect()
-                })
-                .unwrap_or_default()
-        });
-        let mut target_refs: Vec<String> = spec["targetRefs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .chain(spec.get("targetRef"))
-            .map(|r| {
-                format!(
-                    "{}/{}",
-                    r["kind"].as_str().unwrap_or("?"),
-                    r["name"].as_str().unwrap_or("?")
-                )
-            })
+        // A spec whose known fields have the wrong JSON type (which a CRD's schema rules out)
+        // reads as empty; the stored spec is still shown as stored.
+        let model = read::lenient(kind, &stored).unwrap_or_default();
+        let mut target_refs: Vec<String> = model
+            .target_refs
+            .iter()
+            .chain(&model.target_ref)
+            .map(ToString::to_string)
             .collect();
         target_refs.dedup();
-        let plugin_config = spec
-            .get("pluginConfig")
-            .filter(|v| !v.is_null())
-            .map(Value::to_string);
-        let env = spec["vmConfig"]["env"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|e| {
-                let name = e["name"].as_str().unwrap_or_default().to_string();
-                match e["valueFrom"].as_str() {
-                    Some("HOST") => (name, None),
-                    _ => (
-                        name,
-                        Some(e["value"].as_str().unwrap_or_default().to_string()),
-                    ),
-                }
+        let env = model
+            .vm_config
+            .iter()
+            .flat_map(|vm| &vm.env)
+            .map(|e| match e.value_from {
+                Some(EnvValueSource::Host) => (e.name.clone(), None),
+                _ => (e.name.clone(), Some(e.value.clone().unwrap_or_default())),
             })
             .collect();
-        let or = |value: String, default: &str| {
-            if value.is_empty() {
-                default.to_string()
-            } else {
-                value
-            }
-        };
+        let text =
+            |value: Option<&str>, default: &'static str| or(value.unwrap_or_default(), default);
         Plugin {
             kind,
             namespace: object.metadata.namespace.clone().unwrap_or_default(),
             name: object.metadata.name.clone().unwrap_or_default(),
-            url: text("url"),
-            sha256: text("sha256"),
-            selector,
+            url: model.url.clone(),
+            sha256: model.sha256.clone().unwrap_or_default(),
+            selector: model.selector.as_ref().map(|s| s.match_labels.clone()),
             target_refs,
-            plugin_name: text("pluginName"),
-            plugin_config,
-            phase: or(text("phase"), "UNSPECIFIED_PHASE").replace(
-                "UNSPECIFIED_PHASE",
-                match kind {
-                    Kind::WasmPlugin => "UNSPECIFIED_PHASE",
-                    Kind::TrafficExtension => "UNSPECIFIED",
-                },
+            plugin_name: model.plugin_name.clone().unwrap_or_default(),
+            plugin_config: model
+                .plugin_config
+                .as_ref()
+                .filter(|v| !v.is_null())
+                .map(Value::to_string),
+            phase: phase_on_wire(
+                kind,
+                &text(
+                    model.phase.as_ref().map(WireEnum::as_str),
+                    "UNSPECIFIED_PHASE",
+                ),
+            )
+            .to_string(),
+            priority: model.priority.map(i64::from).unwrap_or(0),
+            fail_strategy: text(
+                model.fail_strategy.as_ref().map(WireEnum::as_str),
+                "FAIL_CLOSE",
             ),
-            priority: spec["priority"].as_i64().unwrap_or(0),
-            fail_strategy: or(text("failStrategy"), "FAIL_CLOSE"),
-            plugin_type: or(text("type"), "HTTP"),
-            pull_policy: or(text("imagePullPolicy"), "UNSPECIFIED_POLICY"),
-            image_pull_secret: Some(text("imagePullSecret")).filter(|name| !name.is_empty()),
+            plugin_type: text(model.plugin_type.as_ref().map(WireEnum::as_str), "HTTP"),
+            pull_policy: text(
+                model.image_pull_policy.as_ref().map(WireEnum::as_str),
+                "UNSPECIFIED_POLICY",
+            ),
+            image_pull_secret: model
+                .image_pull_secret
+                .clone()
+                .filter(|name| !name.is_empty()),
             env,
             resource_version: object.metadata.resource_version.clone().unwrap_or_default(),
             generation: object.metadata.generation.unwrap_or_default(),
@@ -147,13 +126,14 @@ impl Plugin {
                 .max()
                 .or_else(|| object.metadata.creation_timestamp.as_ref().map(|t| t.0)),
             spec: stored,
+            model,
             shares_name: false,
         }
     }
 
     /// Whether this is a TrafficExtension with Lua instead of a wasm module.
     pub fn is_lua(&self) -> bool {
-        self.kind == Kind::TrafficExtension && self.spec.get("lua").is_some()
+        self.kind == Kind::TrafficExtension && self.model.lua.is_some()
     }
 
     /// Istio's ECDS resource name for this plugin in a sidecar's config dump (this Istio, which
@@ -209,13 +189,9 @@ impl Plugin {
     }
 }
 
-/// A TrafficExtension's spec with its `wasm` part lifted to the top, as a WasmPlugin has it.
-fn flatten_traffic_extension(spec: &Value) -> Value {
-    let mut flat = spec.as_object().cloned().unwrap_or_default();
-    if let Some(Value::Object(wasm)) = flat.remove("wasm") {
-        flat.extend(wasm);
-    }
-    Value::Object(flat)
+/// `value`, or `default` when it is empty (Istio's default for an unset field).
+fn or(value: &str, default: &str) -> String {
+    if value.is_empty() { default } else { value }.to_string()
 }
 
 /// The plugin `--kind` names (`auto`: see `Cluster::resolve_kind`), or `PluginMissing`.
@@ -278,6 +254,22 @@ mod tests {
         assert_eq!(
             plugin.env,
             vec![("A".into(), Some("1".into())), ("H".into(), None)]
+        );
+    }
+
+    #[test]
+    fn fields_and_values_of_a_newer_istio_are_read_not_refused() {
+        let plugin = Plugin::from_object(&object(serde_json::json!({
+            "url": "oci://r/x:1",
+            "failStrategy": "FAIL_SOMEDAY",
+            "futureField": {"nested": true},
+            "vmConfig": {"env": [{"name": "A", "value": "1", "futureEnvField": 1}]}
+        })));
+        assert_eq!(plugin.fail_strategy, "FAIL_SOMEDAY");
+        assert_eq!(plugin.env, vec![("A".into(), Some("1".into()))]);
+        assert_eq!(
+            plugin.spec["futureField"]["nested"], true,
+            "shown as stored"
         );
     }
 

@@ -271,11 +271,11 @@ impl SpecFlags {
         if let Some(plugin_name) = &self.plugin_name {
             spec.plugin_name = Some(plugin_name.clone());
         }
-        spec.phase = self.phase.or(spec.phase);
+        spec.phase = self.phase.clone().or(spec.phase.take());
         spec.priority = self.priority.or(spec.priority);
-        spec.fail_strategy = self.fail_strategy.or(spec.fail_strategy);
-        spec.image_pull_policy = self.pull_policy.or(spec.image_pull_policy);
-        spec.plugin_type = self.plugin_type.or(spec.plugin_type);
+        spec.fail_strategy = self.fail_strategy.clone().or(spec.fail_strategy.take());
+        spec.image_pull_policy = self.pull_policy.clone().or(spec.image_pull_policy.take());
+        spec.plugin_type = self.plugin_type.clone().or(spec.plugin_type.take());
         if let Some(secret) = &self.pull_secret {
             spec.image_pull_secret = Some(secret.clone());
         }
@@ -528,12 +528,12 @@ mod tests {
             )
         );
         assert_eq!(
-            (s.phase, s.priority, s.fail_strategy),
-            (Some(Phase::Stats), Some(-3), Some(FailStrategy::FailOpen))
+            (&s.phase, s.priority, &s.fail_strategy),
+            (&Some(Phase::Stats), Some(-3), &Some(FailStrategy::FailOpen))
         );
         assert_eq!(
-            (s.image_pull_policy, s.image_pull_secret.as_deref()),
-            (Some(PullPolicy::Always), Some("regcred"))
+            (&s.image_pull_policy, s.image_pull_secret.as_deref()),
+            (&Some(PullPolicy::Always), Some("regcred"))
         );
         assert_eq!(s.plugin_type, Some(PluginType::Http));
         assert_eq!(

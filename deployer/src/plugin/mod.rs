@@ -1,14 +1,17 @@
 //! The Istio `WasmPlugin` as this tool builds it: the spec model (`spec`), the CRD's rules
 //! checked client-side (`validate`), building a spec from CLI flags or `-f plugin.yaml`
 //! (`flags`), the `--image` reference and its digest pinning (`image`), the bounded revision
-//! history kept in an annotation for `rollback` (`history`), and Helm values (`helm`).
+//! history kept in an annotation for `rollback` (`history`), and Helm values (`helm`). The
+//! model reads a user's file strictly and a cluster's object leniently (`read`).
 //! Nothing here talks to a cluster or a registry; `deployer::cluster` does.
 pub mod flags;
 pub mod helm;
 pub mod history;
 pub mod image;
+pub mod read;
 pub mod spec;
 pub mod validate;
+pub mod wire_enum;
 
 use std::path::PathBuf;
 

@@ -2,16 +2,21 @@
 //! specs: one model for both kinds. `WasmPluginSpec` holds the fields the kinds share (selector,
 //! targetRefs, phase, priority, match) and the wasm fields once; it is the WasmPlugin's wire
 //! shape. A TrafficExtension nests the wasm fields under `spec.wasm` (or has `spec.lua`
-//! instead), which `traffic_extension_wire` / `from_traffic_extension_wire` convert, so flags,
+//! instead), which `traffic_extension_wire` and `read` convert, so flags,
 //! validation, history, pinning and rollback are written once for both kinds.
 //!
-//! Field names, enums and nesting follow Istio's API (see shared FACTS.md). Unknown fields are
-//! rejected so a typo in `-f plugin.yaml` is an error instead of a silently ignored key.
-//! Enum values are typed; free-form values (url, sha256, labels, ports) stay strings/integers
-//! here and are checked by `validate`, so one run reports every problem at once.
+//! The same structs read a user's file and a cluster's object; `plugin::read` applies the rules
+//! of each boundary (strict: unknown keys and enum values are errors; lenient: ignored), so the
+//! structs themselves accept unknown keys and keep unknown enum values (`wire_enum`).
+//!
+//! Field names, enums and nesting follow Istio's API (see shared FACTS.md). Enum values are
+//! typed; free-form values (url, sha256, labels, ports) stay strings/integers here and are
+//! checked by `validate`, so one run reports every problem at once.
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use super::wire_enum::wire_enum;
 
 pub const GROUP: &str = "extensions.istio.io";
 pub const VERSION: &str = "v1alpha1";
@@ -97,7 +102,7 @@ impl KindChoice {
 
 /// Envoy's Lua filter code of a TrafficExtension (`spec.lua`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct LuaConfig {
     #[serde(default)]
     pub inline_code: String,
@@ -130,8 +135,9 @@ pub fn traffic_extension_wire(spec: &WasmPluginSpec) -> serde_json::Value {
     let mut top = serde_json::Map::new();
     let mut wasm = serde_json::Map::new();
     for (key, value) in flat {
-        if key == "phase" && value == "UNSPECIFIED_PHASE" {
-            top.insert(key, "UNSPECIFIED".into());
+        if key == "phase" {
+            let wire = value.as_str().unwrap_or_default();
+            top.insert(key, phase_on_wire(Kind::TrafficExtension, wire).into());
         } else if SHARED_FIELDS.contains(&key.as_str()) || key == "lua" || key == "targetRef" {
             // `targetRef` is not in TrafficExtension's API: validation refuses it; kept so the
             // API server names it if validation is skipped.
@@ -148,51 +154,16 @@ pub fn traffic_extension_wire(spec: &WasmPluginSpec) -> serde_json::Value {
     serde_json::Value::Object(top)
 }
 
-/// Reads a TrafficExtension's spec into the model; unknown fields (at the top or under `wasm`)
-/// are errors, as for a WasmPlugin.
-pub fn from_traffic_extension_wire(spec: &serde_json::Value) -> Result<WasmPluginSpec, String> {
-    let Some(top) = spec.as_object() else {
-        return Err("spec must be an object".into());
-    };
-    let mut flat = serde_json::Map::new();
-    for (key, value) in top {
-        match key.as_str() {
-            "wasm" => {
-                let Some(wasm) = value.as_object() else {
-                    return Err("spec.wasm must be an object".into());
-                };
-                for (key, value) in wasm {
-                    if !WASM_FIELDS.contains(&key.as_str()) {
-                        return Err(format!(
-                            "unknown field `wasm.{key}`, expected one of {}",
-                            WASM_FIELDS.join(", ")
-                        ));
-                    }
-                    flat.insert(key.clone(), value.clone());
-                }
-            }
-            "phase" if value == "UNSPECIFIED" => {
-                flat.insert(key.clone(), "UNSPECIFIED_PHASE".into());
-            }
-            "lua" => {
-                flat.insert(key.clone(), value.clone());
-            }
-            key if SHARED_FIELDS.contains(&key) => {
-                flat.insert(key.to_string(), value.clone());
-            }
-            other => {
-                return Err(format!(
-                    "unknown field `{other}` in a TrafficExtension spec, expected one of {}, wasm, lua",
-                    SHARED_FIELDS.join(", ")
-                ));
-            }
-        }
+/// How `kind` spells a phase: TrafficExtension names the unspecified phase `UNSPECIFIED`.
+pub fn phase_on_wire(kind: Kind, wire: &str) -> &str {
+    match (kind, wire) {
+        (Kind::TrafficExtension, "UNSPECIFIED_PHASE") => "UNSPECIFIED",
+        _ => wire,
     }
-    serde_json::from_value(serde_json::Value::Object(flat)).map_err(|err| err.to_string())
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct WasmPluginSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<WorkloadSelector>,
@@ -236,14 +207,14 @@ pub struct WasmPluginSpec {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct WorkloadSelector {
     #[serde(default)]
     pub match_labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct PolicyTargetReference {
     /// Empty means the core API group (e.g. `Service`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -256,15 +227,23 @@ pub struct PolicyTargetReference {
     pub namespace: Option<String>,
 }
 
+/// `Kind/name`, as `list` and `status` show a target (`?` for a part that is missing).
+impl std::fmt::Display for PolicyTargetReference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let or_unknown = |part: &str| if part.is_empty() { "?" } else { part }.to_string();
+        write!(f, "{}/{}", or_unknown(&self.kind), or_unknown(&self.name))
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct VmConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct EnvVar {
     #[serde(default)]
     pub name: String,
@@ -275,7 +254,7 @@ pub struct EnvVar {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct TrafficSelector {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<WorkloadMode>,
@@ -284,82 +263,68 @@ pub struct TrafficSelector {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PortSelector {
     /// Wider than u16 so an out-of-range port in a file reaches validation with a clear message.
     pub number: i64,
 }
 
-/// Lower-case CLI spellings (`--phase authz`) map to Istio's upper-case wire values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-pub enum Phase {
-    #[serde(rename = "UNSPECIFIED_PHASE")]
-    #[value(name = "unspecified", alias = "unspecified_phase")]
-    Unspecified,
-    #[serde(rename = "AUTHN")]
-    Authn,
-    #[serde(rename = "AUTHZ")]
-    Authz,
-    #[serde(rename = "STATS")]
-    Stats,
+wire_enum! {
+    /// Lower-case CLI spellings (`--phase authz`) map to Istio's upper-case wire values.
+    pub enum Phase {
+        #[value(name = "unspecified", alias = "unspecified_phase")]
+        Unspecified = "UNSPECIFIED_PHASE",
+        Authn = "AUTHN",
+        Authz = "AUTHZ",
+        Stats = "STATS",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-pub enum FailStrategy {
-    #[serde(rename = "FAIL_CLOSE")]
-    #[value(name = "fail-close", alias = "fail_close")]
-    FailClose,
-    #[serde(rename = "FAIL_OPEN")]
-    #[value(name = "fail-open", alias = "fail_open")]
-    FailOpen,
-    #[serde(rename = "FAIL_RELOAD")]
-    #[value(name = "fail-reload", alias = "fail_reload")]
-    FailReload,
+wire_enum! {
+    pub enum FailStrategy {
+        #[value(name = "fail-close", alias = "fail_close")]
+        FailClose = "FAIL_CLOSE",
+        #[value(name = "fail-open", alias = "fail_open")]
+        FailOpen = "FAIL_OPEN",
+        #[value(name = "fail-reload", alias = "fail_reload")]
+        FailReload = "FAIL_RELOAD",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-pub enum PullPolicy {
-    #[serde(rename = "UNSPECIFIED_POLICY")]
-    #[value(name = "unspecified", alias = "unspecified_policy")]
-    Unspecified,
-    #[serde(rename = "IfNotPresent")]
-    #[value(name = "if-not-present", alias = "ifnotpresent")]
-    IfNotPresent,
-    #[serde(rename = "Always")]
-    #[value(name = "always")]
-    Always,
+wire_enum! {
+    pub enum PullPolicy {
+        #[value(name = "unspecified", alias = "unspecified_policy")]
+        Unspecified = "UNSPECIFIED_POLICY",
+        #[value(name = "if-not-present", alias = "ifnotpresent")]
+        IfNotPresent = "IfNotPresent",
+        #[value(name = "always")]
+        Always = "Always",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-pub enum PluginType {
-    #[serde(rename = "UNSPECIFIED_PLUGIN_TYPE")]
-    #[value(name = "unspecified", alias = "unspecified_plugin_type")]
-    Unspecified,
-    #[serde(rename = "HTTP")]
-    Http,
-    #[serde(rename = "NETWORK")]
-    Network,
+wire_enum! {
+    pub enum PluginType {
+        #[value(name = "unspecified", alias = "unspecified_plugin_type")]
+        Unspecified = "UNSPECIFIED_PLUGIN_TYPE",
+        Http = "HTTP",
+        Network = "NETWORK",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum EnvValueSource {
-    #[serde(rename = "INLINE")]
-    Inline,
-    #[serde(rename = "HOST")]
-    Host,
+wire_enum! {
+    pub enum EnvValueSource {
+        Inline = "INLINE",
+        Host = "HOST",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-pub enum WorkloadMode {
-    #[serde(rename = "UNDEFINED")]
-    Undefined,
-    #[serde(rename = "CLIENT")]
-    Client,
-    #[serde(rename = "SERVER")]
-    Server,
-    #[serde(rename = "CLIENT_AND_SERVER")]
-    #[value(name = "client-and-server", alias = "client_and_server")]
-    ClientAndServer,
+wire_enum! {
+    pub enum WorkloadMode {
+        Undefined = "UNDEFINED",
+        Client = "CLIENT",
+        Server = "SERVER",
+        #[value(name = "client-and-server", alias = "client_and_server")]
+        ClientAndServer = "CLIENT_AND_SERVER",
+    }
 }
 
 /// A whole resource (either kind) as `-f plugin.yaml` holds it and `render` prints it. On the
@@ -399,14 +364,8 @@ impl TryFrom<WireManifest> for WasmPluginManifest {
                 ));
             }
         };
-        let spec = match kind {
-            Kind::WasmPlugin => {
-                serde_json::from_value(wire.spec).map_err(|err| format!("spec: {err}"))?
-            }
-            Kind::TrafficExtension => {
-                from_traffic_extension_wire(&wire.spec).map_err(|err| format!("spec: {err}"))?
-            }
-        };
+        // A user's file: every key and enum value must be known.
+        let spec = super::read::strict(kind, &wire.spec).map_err(|err| format!("spec: {err}"))?;
         Ok(WasmPluginManifest {
             api_version: wire.api_version,
             kind,
@@ -540,7 +499,10 @@ mod tests {
                 "wasm": {"url": "oci://r/x@sha256:00", "pluginName": "root"}
             })
         );
-        assert_eq!(from_traffic_extension_wire(&wire).unwrap(), spec);
+        assert_eq!(
+            crate::plugin::read::strict(Kind::TrafficExtension, &wire).unwrap(),
+            spec
+        );
         let manifest = WasmPluginManifest::of_kind(Kind::TrafficExtension, "n", "ns", spec);
         let text = serde_yaml::to_string(&manifest).unwrap();
         assert!(text.contains("kind: TrafficExtension"), "{text}");
@@ -561,17 +523,9 @@ mod tests {
             wire,
             serde_json::json!({"lua": {"inlineCode": "function envoy_on_request(h) end"}})
         );
-        assert_eq!(from_traffic_extension_wire(&wire).unwrap(), spec);
-        let err = from_traffic_extension_wire(&serde_json::json!({"wasm": {"selector": {}}}))
-            .unwrap_err();
-        assert!(err.contains("wasm.selector"), "{err}");
-        let err = from_traffic_extension_wire(&serde_json::json!({"url": "x"})).unwrap_err();
-        assert!(err.contains("unknown field `url`"), "{err}");
-    }
-
-    #[test]
-    fn unknown_fields_are_rejected() {
-        let err = serde_yaml::from_str::<WasmPluginSpec>("url: x\nphse: AUTHN\n").unwrap_err();
-        assert!(err.to_string().contains("phse"), "{err}");
+        assert_eq!(
+            crate::plugin::read::strict(Kind::TrafficExtension, &wire).unwrap(),
+            spec
+        );
     }
 }
