@@ -347,18 +347,35 @@ fn a_registry_that_never_answers_fails_in_bounded_time() {
             vec!["render", "ctx", "--image", &image],
             vec!["apply", "ctx", "--image", &image, "--dry-run=client"],
         ];
-        for command in commands {
-            let mut args = command.clone();
-            args.extend_from_slice(&[
-                "--plain-http",
-                "--timeout",
-                "1",
-                "--attempts",
-                "2",
-                "--retry-backoff-ms",
-                "100",
-            ]);
-            let run = workspace.run(&args);
+        // The commands run at once: each waits ~2 s on the silent registry, and one after the
+        // other they made this the slowest test of the default tier (22 s).
+        let runs: Vec<(Vec<&str>, Run)> = std::thread::scope(|scope| {
+            let running: Vec<_> = commands
+                .into_iter()
+                .map(|command| {
+                    let workspace = &workspace;
+                    scope.spawn(move || {
+                        let mut args = command.clone();
+                        args.extend_from_slice(&[
+                            "--plain-http",
+                            "--timeout",
+                            "1",
+                            "--attempts",
+                            "2",
+                            "--retry-backoff-ms",
+                            "100",
+                        ]);
+                        let run = workspace.run(&args);
+                        (command, run)
+                    })
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|thread| thread.join().expect("a command's thread"))
+                .collect()
+        });
+        for (command, run) in runs {
             let what = format!("deployer {} (answers /v2/: {answer_v2})", command.join(" "));
             assert!(!run.ok, "{what} succeeded");
             // 2 x 1 s + 0.1 s backoff, plus start-up and a busy machine's slack.
