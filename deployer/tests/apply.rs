@@ -125,6 +125,7 @@ fn failed(run: Run, what: &str) -> Run {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn create_then_unchanged_then_configured() {
     let f = Fixture::new("apply-create");
     let image = f.image("v1");
@@ -201,6 +202,7 @@ fn create_then_unchanged_then_configured() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn conflicts_with_another_field_manager_and_force() {
     let f = Fixture::new("apply-conflict");
     let image = f.image("v1");
@@ -255,6 +257,7 @@ fn conflicts_with_another_field_manager_and_force() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn server_dry_run_changes_nothing() {
     let f = Fixture::new("apply-dry");
     let run = ok(
@@ -288,6 +291,7 @@ fn server_dry_run_changes_nothing() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn api_server_validation_is_shown() {
     // The hidden --skip-client-validation flag sends what the client would refuse, so the CRD's
     // own OpenAPI pattern and CEL rule answer: that is the path a CRD newer than this client takes.
@@ -332,6 +336,7 @@ fn api_server_validation_is_shown() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn delete_and_list() {
     let f = Fixture::new("apply-list");
     ok(
@@ -430,6 +435,7 @@ fn delete_and_list() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn rollback_restores_the_previous_image() {
     let f = Fixture::new("apply-rollback");
     ok(f.apply_unpinned("ctx", &f.image("v1"), &[]), "apply v1");
@@ -515,6 +521,7 @@ fn two_context_kubeconfig(stack: &Stack, dir: &Path, ns_a: &str, ns_b: &str) -> 
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn applies_to_several_contexts_and_reports_each() {
     let f = Fixture::new("apply-multi-a");
     let other = f.stack.namespace("apply-multi-b");
@@ -615,6 +622,7 @@ fn push_module(f: &Fixture, reference: &str) -> String {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn pins_the_tag_to_the_registry_digest() {
     let f = Fixture::new("apply-pin");
     let reference = f.image(&stack::unique_name("pin"));
@@ -669,6 +677,7 @@ fn pins_the_tag_to_the_registry_digest() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn cluster_shows_what_render_printed() {
     let f = Fixture::new("apply-render");
     let config = f.home.path().join("config.yaml");
@@ -762,6 +771,7 @@ fn cluster_shows_what_render_printed() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn pull_secret_from_docker_config_holds_one_registry() {
     let f = Fixture::new("apply-secret");
     let registry = &f.stack.registry;
@@ -803,6 +813,7 @@ fn pull_secret_from_docker_config_holds_one_registry() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn errors_name_the_problem() {
     let f = Fixture::new("apply-errors");
     let image = f.image("v1");
@@ -882,6 +893,7 @@ fn errors_name_the_problem() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn bad_input_is_refused_before_the_registry_or_cluster_is_asked() {
     let f = Fixture::new("apply-input");
     // Nothing listens on this port: reaching it would fail with a registry error instead.
@@ -1019,6 +1031,7 @@ fn push_unique_module(f: &Fixture, reference: &str, marker: &str) -> String {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn verify_key_refuses_unsigned_images_before_any_write_and_records_the_key() {
     let f = Fixture::new("apply-verify");
     let (private, public, fingerprint) = key_pair(f.home.path(), 7);

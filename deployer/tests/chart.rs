@@ -47,6 +47,7 @@ fn app_version_follows_the_workspace_version() {
 }
 
 #[test]
+#[ignore = "tier tools: runs helm (scripts/setup helm); scripts/test runs it"]
 fn lint_passes_for_default_and_example_values() {
     let chart = chart_dir();
     run_ok(helm().args(["lint", "--strict"]).arg(&chart), None);
@@ -68,6 +69,7 @@ fn lint_passes_for_default_and_example_values() {
 }
 
 #[test]
+#[ignore = "tier tools: runs helm (scripts/setup helm); scripts/test runs it"]
 fn default_values_render_the_bundled_filter() {
     let docs = template("context-logger", "demo", &[]);
     assert_eq!(docs.len(), 1, "only the WasmPlugin by default: {docs:#?}");
@@ -91,6 +93,7 @@ fn default_values_render_the_bundled_filter() {
 }
 
 #[test]
+#[ignore = "tier tools: runs helm (scripts/setup helm); scripts/test runs it"]
 fn every_spec_field_is_rendered_with_its_type() {
     let values = chart_dir().join("ci/full-values.yaml");
     let docs = template("release", "edge", &["-f", values.to_str().unwrap()]);
@@ -151,6 +154,7 @@ fn decoded_docker_config(secret: &Value) -> Value {
 }
 
 #[test]
+#[ignore = "tier tools: runs helm (scripts/setup helm); scripts/test runs it"]
 fn pull_secret_is_created_from_credentials_and_referenced() {
     let values = chart_dir().join("ci/full-values.yaml");
     let docs = template("release", "edge", &["-f", values.to_str().unwrap()]);
@@ -175,6 +179,7 @@ fn pull_secret_is_created_from_credentials_and_referenced() {
 }
 
 #[test]
+#[ignore = "tier tools: runs helm (scripts/setup helm); scripts/test runs it"]
 fn pull_secret_from_a_docker_config_document_takes_the_referenced_name() {
     let values = chart_dir().join("ci/dockerconfig-values.yaml");
     let docs = template("plugin", "edge", &["-f", values.to_str().unwrap()]);
@@ -191,6 +196,7 @@ fn pull_secret_from_a_docker_config_document_takes_the_referenced_name() {
 }
 
 #[test]
+#[ignore = "tier tools: runs helm (scripts/setup helm); scripts/test runs it"]
 fn example_values_render_their_attachment() {
     let render = |file: &str| {
         let path = chart_dir().join("ci").join(file);
@@ -229,6 +235,7 @@ fn example_values_render_their_attachment() {
 }
 
 #[test]
+#[ignore = "tier tools: runs helm (scripts/setup helm); scripts/test runs it"]
 fn values_from_set_flags_keep_their_types() {
     let docs = template(
         "p",
@@ -494,6 +501,7 @@ const BAD_VALUES: &[BadValue] = &[
 ];
 
 #[test]
+#[ignore = "tier tools: runs helm (scripts/setup helm); scripts/test runs it"]
 fn schema_rejects_bad_values_with_a_clear_error() {
     let chart = chart_dir();
     let mut failures = Vec::new();
@@ -521,6 +529,7 @@ fn schema_rejects_bad_values_with_a_clear_error() {
 }
 
 #[test]
+#[ignore = "tier tools: runs helm (scripts/setup helm); scripts/test runs it"]
 fn lint_reports_bad_values_too() {
     let output = run(
         helm()
@@ -555,6 +564,7 @@ fn get_json(namespace: &Namespace, what: &[&str]) -> Value {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn rendered_yaml_passes_server_dry_run_with_the_crd() {
     let stack = stack();
     let namespace = stack.namespace("chart-dry-run");
@@ -594,6 +604,7 @@ fn rendered_yaml_passes_server_dry_run_with_the_crd() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn install_upgrade_and_uninstall_against_the_api_server() {
     let stack = stack();
     let namespace = stack.namespace("chart-install");
@@ -752,6 +763,7 @@ fn chart_render_kind(release: &str, values: &Value, kind: &str) -> Value {
 }
 
 #[test]
+#[ignore = "tier tools: runs helm (scripts/setup helm); scripts/test runs it"]
 fn chart_renders_the_same_traffic_extension_as_the_cli() {
     let url = format!("oci://127.0.0.1:5000/ctx@sha256:{DIGEST}");
     let lua = tempfile::NamedTempFile::new().unwrap();
@@ -935,6 +947,7 @@ fn equivalent_inputs() -> Vec<(&'static str, Vec<String>, Value)> {
 }
 
 #[test]
+#[ignore = "tier tools: runs helm (scripts/setup helm); scripts/test runs it"]
 fn chart_and_cli_render_the_same_spec_for_the_same_inputs() {
     for (what, flags, values) in equivalent_inputs() {
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
@@ -946,6 +959,7 @@ fn chart_and_cli_render_the_same_spec_for_the_same_inputs() {
 }
 
 #[test]
+#[ignore = "tier tools: runs helm (scripts/setup helm); scripts/test runs it"]
 fn helm_values_from_the_cli_reproduce_its_spec() {
     let mut inputs: Vec<(String, Vec<String>)> = equivalent_inputs()
         .into_iter()
@@ -983,6 +997,7 @@ fn helm_values_from_the_cli_reproduce_its_spec() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn cli_apply_and_helm_install_store_the_same_spec() {
     let stack = stack();
     let cli_namespace = stack.namespace("chart-vs-cli-a");
@@ -1038,6 +1053,7 @@ const CHART_ONLY: &[&str] = &[
 ];
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn the_crd_rejects_what_the_schema_rejects() {
     // With the chart's schema skipped, Istio's own CRD (what the stack installs) refuses the same
     // specs, except the chart-only rules listed above.

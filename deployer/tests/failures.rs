@@ -285,6 +285,7 @@ fn credential_helper_output_is_not_echoed() {
 
 /// `status` reads the plugin from the cluster, then the image with the docker config.
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn status_never_prints_credentials() {
     let stack = support::stack::stack();
     let namespace = stack.namespace("failures-status");
@@ -346,18 +347,35 @@ fn a_registry_that_never_answers_fails_in_bounded_time() {
             vec!["render", "ctx", "--image", &image],
             vec!["apply", "ctx", "--image", &image, "--dry-run=client"],
         ];
-        for command in commands {
-            let mut args = command.clone();
-            args.extend_from_slice(&[
-                "--plain-http",
-                "--timeout",
-                "1",
-                "--attempts",
-                "2",
-                "--retry-backoff-ms",
-                "100",
-            ]);
-            let run = workspace.run(&args);
+        // The commands run at once: each waits ~2 s on the silent registry, and one after the
+        // other they made this the slowest test of the default tier (22 s).
+        let runs: Vec<(Vec<&str>, Run)> = std::thread::scope(|scope| {
+            let running: Vec<_> = commands
+                .into_iter()
+                .map(|command| {
+                    let workspace = &workspace;
+                    scope.spawn(move || {
+                        let mut args = command.clone();
+                        args.extend_from_slice(&[
+                            "--plain-http",
+                            "--timeout",
+                            "1",
+                            "--attempts",
+                            "2",
+                            "--retry-backoff-ms",
+                            "100",
+                        ]);
+                        let run = workspace.run(&args);
+                        (command, run)
+                    })
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|thread| thread.join().expect("a command's thread"))
+                .collect()
+        });
+        for (command, run) in runs {
             let what = format!("deployer {} (answers /v2/: {answer_v2})", command.join(" "));
             assert!(!run.ok, "{what} succeeded");
             // 2 x 1 s + 0.1 s backoff, plus start-up and a busy machine's slack.
@@ -537,6 +555,7 @@ fn pyyaml_to_json(yaml: &str) -> serde_json::Value {
 }
 
 #[test]
+#[ignore = "tier tools: runs python3 with PyYAML (apt-get install python3-yaml); scripts/test runs it"]
 fn rendered_yaml_reads_back_as_apply_sends_it() {
     let workspace = Workspace::new();
     let sets = set_args();
@@ -579,6 +598,7 @@ fn numbers_as_f64(value: &serde_json::Value) -> serde_json::Value {
 /// prints `.Values` as JSON shows what helm understood, which must be what `render -o json`
 /// shows. (A probe, not charts/wasm-plugin: that chart's toYaml output is a second writer.)
 #[test]
+#[ignore = "tier tools: runs helm (scripts/setup helm); scripts/test runs it"]
 fn helm_reads_rendered_values_as_sent() {
     let workspace = Workspace::new();
     let sets = set_args();
@@ -763,6 +783,7 @@ fn inspect_verdict(dir: &Path, name: &str) -> (bool, String) {
 /// function of the table (with the table's types) loads, and mutated ones that inspect
 /// refuses, Envoy refuses with the reason inspect gives.
 #[test]
+#[ignore = "tier envoy: runs Envoy (scripts/setup envoy func-e); scripts/test runs it"]
 fn import_verdicts_match_real_envoy() {
     let dir = tempfile::tempdir().expect("temp dir");
     let table = deployer::module::host::functions();
@@ -914,6 +935,7 @@ fn revisions(namespace: &support::stack::Namespace<'_>) -> Vec<serde_json::Value
 /// Applies racing on one plugin each get their revision into the history (the write carries
 /// the resourceVersion it read, and is retried when someone wrote in between).
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn concurrent_applies_keep_every_revision() {
     let stack = support::stack::stack();
     let namespace = stack.namespace("failures-race");
@@ -962,6 +984,7 @@ fn concurrent_applies_keep_every_revision() {
 /// Moving the image to another registry ends with a pull Secret that holds only the new
 /// registry's entry (the old one is kept only while the plugin still points at it).
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn pull_secret_follows_the_plugin_to_a_new_registry() {
     let stack = support::stack::stack();
     let namespace = stack.namespace("failures-secret");

@@ -18,6 +18,7 @@ use support::registry::Registry;
 use support::tools;
 
 #[test]
+#[ignore = "tier registry: starts docker-registry (scripts/setup registry); scripts/test runs it"]
 fn index_is_pinned_and_pulled_at_its_linux_amd64_image_like_istio() {
     let registry = Registry::plain();
     let work = workdir();
@@ -146,6 +147,7 @@ fn index_is_pinned_and_pulled_at_its_linux_amd64_image_like_istio() {
 }
 
 #[test]
+#[ignore = "tier registry: starts docker-registry (scripts/setup registry); scripts/test runs it"]
 fn index_without_linux_amd64_is_refused_as_istio_refuses_it() {
     let registry = Registry::plain();
     let work = workdir();
@@ -202,6 +204,7 @@ fn index_without_linux_amd64_is_refused_as_istio_refuses_it() {
 }
 
 #[test]
+#[ignore = "tier registry: starts docker-registry (scripts/setup registry); scripts/test runs it"]
 fn multi_member_gzip_layer_pulls_byte_identical() {
     let registry = Registry::plain();
     let work = workdir();
@@ -329,6 +332,7 @@ fn rate_limits_are_retried_and_not_found_says_404() {
 }
 
 #[test]
+#[ignore = "tier registry: starts docker-registry (scripts/setup registry); scripts/test runs it"]
 fn push_never_publishes_a_token_from_the_git_remote() {
     const CANARY: &str = "ghp_CANARYt0ken4242";
     let registry = Registry::plain();
@@ -482,6 +486,7 @@ fn status_image_check(url: &str, transport: Transport) -> deployer::mesh::status
 }
 
 #[test]
+#[ignore = "tier tools: runs python3 (an HTTPS server) and openssl; scripts/test runs it"]
 fn status_downloads_https_modules_with_the_tls_flags_and_istios_cap() {
     let work = workdir();
     let served = work.path().join("www");

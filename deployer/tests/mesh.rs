@@ -195,6 +195,7 @@ fn assert_istio_format(line: &str, ns: &Namespace<'_>) {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn logs_show_one_new_http_context_per_request_prefixed_by_pod_and_kubectl_logs_agrees() {
     let stack = stack();
     let ns = stack.namespace("mesh-logs");
@@ -313,6 +314,7 @@ fn logs_show_one_new_http_context_per_request_prefixed_by_pod_and_kubectl_logs_a
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn wrong_sha256_fails_status_with_checksum_mismatch_and_logs_show_the_agent_fetch_error() {
     let stack = stack();
     let ns = stack.namespace("mesh-sha");
@@ -381,6 +383,7 @@ fn wrong_sha256_fails_status_with_checksum_mismatch_and_logs_show_the_agent_fetc
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn a_selector_matching_no_pod_is_reported() {
     let stack = stack();
     let ns = stack.namespace("mesh-nopod");
@@ -415,6 +418,7 @@ fn a_selector_matching_no_pod_is_reported() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn a_selected_pod_without_istio_proxy_is_reported() {
     let stack = stack();
     let ns = stack.namespace("mesh-noproxy");
@@ -442,6 +446,7 @@ fn a_selected_pod_without_istio_proxy_is_reported() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn without_wasm_info_logs_prints_nothing_and_says_why() {
     let stack = stack();
     let ns = stack.namespace("mesh-quiet");
@@ -525,6 +530,7 @@ impl Drop for Follower {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn follow_streams_new_lines_as_requests_arrive() {
     let stack = stack();
     let ns = stack.namespace("mesh-follow");
@@ -543,6 +549,7 @@ fn follow_streams_new_lines_as_requests_arrive() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn follow_picks_up_a_pod_created_after_it_started() {
     const REQUESTS: usize = 3;
     let stack = stack();
@@ -654,6 +661,7 @@ impl Traffic {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn a_changed_plugin_takes_over_in_the_running_sidecar_without_failing_requests() {
     let stack = stack();
     let ns = stack.namespace("mesh-change");
@@ -738,6 +746,7 @@ fn a_changed_plugin_takes_over_in_the_running_sidecar_without_failing_requests()
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn a_configuration_envoy_refuses_is_reported_and_the_previous_one_keeps_serving() {
     let stack = stack();
     let ns = stack.namespace("mesh-refused");
@@ -797,6 +806,7 @@ fn serve(body: Vec<u8>) -> u16 {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn an_http_module_url_is_fetched_and_checked_by_its_bytes() {
     let stack = stack();
     let ns = stack.namespace("mesh-http");
@@ -868,6 +878,7 @@ fn deployment_pods(ns: &Namespace<'_>, count: usize) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn a_scaled_deployment_gets_a_sidecar_per_pod_and_loses_them_on_scale_down() {
     let stack = stack();
     let ns = stack.namespace("mesh-scale");
@@ -922,6 +933,7 @@ fn a_scaled_deployment_gets_a_sidecar_per_pod_and_loses_them_on_scale_down() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn fail_open_lets_requests_through_without_the_module_and_status_says_so() {
     let stack = stack();
     let ns = stack.namespace("mesh-failopen");

@@ -138,6 +138,7 @@ fn eventually_proxy_log(ns: &Namespace<'_>, what: &str, wanted: impl Fn(&str) ->
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn the_sidecar_pulls_with_the_plugins_image_pull_secret() {
     let stack = stack();
     let ns = stack.namespace("pull-secret");
@@ -173,6 +174,7 @@ fn the_sidecar_pulls_with_the_plugins_image_pull_secret() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn a_missing_pull_secret_is_an_agent_fetch_error_until_it_is_fixed() {
     let stack = stack();
     let ns = stack.namespace("pull-secret-missing");

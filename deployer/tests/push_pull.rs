@@ -138,6 +138,7 @@ fn untar_plugin(layer: &Path) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "tier registry: starts docker-registry (scripts/setup registry); scripts/test runs it"]
 fn push_is_seen_by_skopeo_and_round_trips_byte_identical() {
     let registry = Registry::plain();
     let workspace = Workspace::new();
@@ -247,6 +248,7 @@ fn push_is_seen_by_skopeo_and_round_trips_byte_identical() {
 }
 
 #[test]
+#[ignore = "tier registry: starts docker-registry (scripts/setup registry); scripts/test runs it"]
 fn re_push_uploads_no_blob_and_keeps_the_digest() {
     let registry = Registry::plain();
     let workspace = Workspace::new();
@@ -287,6 +289,7 @@ fn re_push_uploads_no_blob_and_keeps_the_digest() {
 }
 
 #[test]
+#[ignore = "tier registry: starts docker-registry (scripts/setup registry); scripts/test runs it"]
 fn raw_oci_variant_round_trips() {
     let registry = Registry::plain();
     let workspace = Workspace::new();
@@ -323,6 +326,7 @@ fn raw_oci_variant_round_trips() {
 }
 
 #[test]
+#[ignore = "tier registry: starts docker-registry (scripts/setup registry); scripts/test runs it"]
 fn source_date_epoch_is_honoured_and_reproducible() {
     let registry = Registry::plain();
     let workspace = Workspace::new();
@@ -355,6 +359,7 @@ fn source_date_epoch_is_honoured_and_reproducible() {
 }
 
 #[test]
+#[ignore = "tier registry: starts docker-registry (scripts/setup registry); scripts/test runs it"]
 fn tls_registry_with_basic_auth() {
     let registry = Registry::secure("alice", "s3cret-pass");
     let workspace = Workspace::new();
@@ -462,6 +467,7 @@ fn tls_registry_with_basic_auth() {
 }
 
 #[test]
+#[ignore = "tier registry: starts docker-registry (scripts/setup registry); scripts/test runs it"]
 fn docker_config_with_credential_helper_and_auths() {
     let registry = Registry::secure("bob", "helper-pass");
     let workspace = Workspace::new();
@@ -595,6 +601,7 @@ fn registry_down_gives_bounded_retries_then_a_clear_error() {
 }
 
 #[test]
+#[ignore = "tier registry: starts docker-registry (scripts/setup registry); scripts/test runs it"]
 fn invalid_module_and_bad_reference_are_refused_before_any_upload() {
     let registry = Registry::plain();
     let workspace = Workspace::new();
@@ -634,6 +641,7 @@ fn invalid_module_and_bad_reference_are_refused_before_any_upload() {
 }
 
 #[test]
+#[ignore = "tier registry: starts docker-registry (scripts/setup registry); scripts/test runs it"]
 fn plain_http_registry_without_the_flag_gets_a_hint() {
     let registry = Registry::plain();
     let workspace = Workspace::new();
@@ -697,6 +705,7 @@ fn push_rejected_layout(registry: &Registry, workspace: &Workspace, reference: &
 }
 
 #[test]
+#[ignore = "tier registry: starts docker-registry (scripts/setup registry); scripts/test runs it"]
 fn istio_rejected_layout_is_reported_and_not_pulled() {
     let registry = Registry::plain();
     let workspace = Workspace::new();
@@ -738,6 +747,7 @@ fn istio_rejected_layout_is_reported_and_not_pulled() {
 }
 
 #[test]
+#[ignore = "tier registry: starts docker-registry (scripts/setup registry); scripts/test runs it"]
 fn bearer_token_registry_with_basic_credentials_and_identity_tokens() {
     let repository = "tok/logger";
     let token = support::registry::TokenRegistry::start(
@@ -789,6 +799,7 @@ fn bearer_token_registry_with_basic_credentials_and_identity_tokens() {
 }
 
 #[test]
+#[ignore = "tier registry: starts docker-registry (scripts/setup registry); scripts/test runs it"]
 fn push_without_a_file_builds_and_pushes_the_filter() {
     let registry = Registry::plain();
     let workspace = Workspace::new();

@@ -36,6 +36,7 @@ fn server_dry_run(ns: &stack::Namespace<'_>, manifest: &str) -> (bool, String) {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn stack_is_up_with_the_wasmplugin_crd_established() {
     let stack = stack();
     let established = kubectl_ok(stack.kubectl().args([
@@ -73,6 +74,7 @@ fn stack_is_up_with_the_wasmplugin_crd_established() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn up_again_is_quick_and_prints_the_same_environment() {
     let stack = stack();
     let started = Instant::now();
@@ -100,6 +102,7 @@ fn up_again_is_quick_and_prints_the_same_environment() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn the_crd_accepts_a_full_valid_wasmplugin() {
     let stack = stack();
     let ns = stack.namespace("crd-valid");
@@ -165,6 +168,7 @@ type: HTTP"#
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn the_crd_rejects_what_istio_rejects() {
     let stack = stack();
     let ns = stack.namespace("crd-invalid");
@@ -225,6 +229,7 @@ fn the_crd_rejects_what_istio_rejects() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn rbac_tells_admin_and_dev_apart() {
     let stack = stack();
     let ns = stack.namespace("rbac");
@@ -270,6 +275,7 @@ fn rbac_tells_admin_and_dev_apart() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn kwok_node_is_ready_and_pods_run_with_logs_served_from_files() {
     let stack = stack();
     let ready = kubectl_ok(stack.kubectl().args([
@@ -340,6 +346,7 @@ fn kwok_node_is_ready_and_pods_run_with_logs_served_from_files() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn registry_answers_the_distribution_api() {
     let stack = stack();
     let mut stream = TcpStream::connect(&stack.registry).expect("connect to the stack's registry");

@@ -82,6 +82,7 @@ fn eventually<T>(what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T 
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn a_traffic_extension_runs_the_filter_and_logs_one_line_per_request_under_its_own_name() {
     let stack = stack();
     let ns = stack.namespace("te-apply");
@@ -146,6 +147,7 @@ fn a_traffic_extension_runs_the_filter_and_logs_one_line_per_request_under_its_o
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn list_shows_both_kinds_and_auto_finds_the_traffic_extension() {
     let stack = stack();
     let ns = stack.namespace("te-list");
@@ -270,6 +272,7 @@ fn list_shows_both_kinds_and_auto_finds_the_traffic_extension() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn bad_input_is_refused_before_anything_is_sent_and_by_istios_crd() {
     let stack = stack();
     let ns = stack.namespace("te-bad");
@@ -535,6 +538,7 @@ fn migrate_under_traffic(
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn migrate_make_before_break_fails_no_request_and_logs_every_request() {
     let stack = stack();
     let ns = stack.namespace("te-migrate");
@@ -581,6 +585,7 @@ fn migrate_make_before_break_fails_no_request_and_logs_every_request() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn migrate_break_before_make_never_logs_a_request_twice_and_reports_the_gap() {
     let stack = stack();
     let ns = stack.namespace("te-bbm");
@@ -602,6 +607,7 @@ fn migrate_break_before_make_never_logs_a_request_twice_and_reports_the_gap() {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn migrate_dry_run_changes_nothing_and_a_refused_step_keeps_the_wasmplugin() {
     let stack = stack();
     let ns = stack.namespace("te-mdry");
@@ -702,6 +708,7 @@ fn head(sidecar: &Sidecar, path: &str) -> String {
 }
 
 #[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn a_lua_traffic_extension_runs_in_the_sidecar_and_logs_shows_its_script_lines() {
     let stack = stack();
     let ns = stack.namespace("te-lua");

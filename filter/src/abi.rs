@@ -69,7 +69,8 @@ struct Envoy;
 
 impl Host for Envoy {
     fn log(&self, level: Level, message: &str) {
-        // SAFETY: the host reads `message_size` bytes from a live, borrowed buffer.
+        // SAFETY: `message` is a live `&str` for the whole call; the host reads exactly
+        // `message.len()` bytes from `message.as_ptr()` and keeps no pointer after returning.
         unsafe { proxy_log(level as u32, message.as_ptr(), message.len()) };
     }
 
@@ -83,8 +84,10 @@ impl Host for Envoy {
             encoded.extend_from_slice(segment.as_bytes());
         }
         let (mut data, mut size) = (ptr::null_mut(), 0);
-        // SAFETY: the out-pointers are valid locals; on success the host stores a buffer it
-        // got from `proxy_on_memory_allocate`, which `take_host_buffer` reclaims.
+        // SAFETY: the host reads `encoded.len()` bytes of `encoded`, which outlives the call,
+        // and writes only through `&mut data` and `&mut size`, valid locals. On success they
+        // hold a buffer the host got from `proxy_on_memory_allocate`, which `take_host_buffer`
+        // reclaims; on failure they stay null/0.
         let status =
             unsafe { proxy_get_property(encoded.as_ptr(), encoded.len(), &mut data, &mut size) };
         (status == STATUS_OK).then(|| take_host_buffer(data, size))
@@ -92,7 +95,9 @@ impl Host for Envoy {
 
     fn request_header(&self, name: &str) -> Option<Vec<u8>> {
         let (mut data, mut size) = (ptr::null_mut(), 0);
-        // SAFETY: as in `property`.
+        // SAFETY: the host reads `name.len()` bytes of `name`, a live `&str`, and writes only
+        // through `&mut data` and `&mut size`, valid locals; on success they hold a buffer from
+        // `proxy_on_memory_allocate` (see `take_host_buffer`), as in `property`.
         let status = unsafe {
             proxy_get_header_map_value(
                 MAP_HTTP_REQUEST_HEADERS,
@@ -111,7 +116,9 @@ fn plugin_configuration(size: usize) -> Option<Vec<u8>> {
         return Some(Vec::new());
     }
     let (mut data, mut len) = (ptr::null_mut(), 0);
-    // SAFETY: as in `Envoy::property`.
+    // SAFETY: no pointer into the module's memory is passed but the out-pointers `&mut data`
+    // and `&mut len`, valid locals; the host copies at most `size` bytes into a buffer it got
+    // from `proxy_on_memory_allocate` and stores it there (see `take_host_buffer`).
     let status = unsafe {
         proxy_get_buffer_bytes(BUFFER_PLUGIN_CONFIGURATION, 0, size, &mut data, &mut len)
     };
@@ -140,7 +147,9 @@ pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
 #[cfg(target_os = "wasi")]
 #[unsafe(no_mangle)]
 pub extern "C" fn _initialize() {
-    // SAFETY: the linker-generated constructor runner, called once before any callback.
+    // SAFETY: `__wasm_call_ctors` is the constructor runner wasm-ld generates for a WASI
+    // reactor; the host calls `_initialize` once at VM start, before any other export, so the
+    // constructors run exactly once and before any code that depends on them.
     unsafe { __wasm_call_ctors() };
 }
 

@@ -7,6 +7,9 @@
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
+// `abi` is the crate's only unsafe code and compiled only for wasm32: `scripts/test` lints it
+// with clippy for wasm32-wasip1, where this applies.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 #[cfg(target_arch = "wasm32")]
 mod abi;
