@@ -298,7 +298,7 @@ fn raw_oci_variant_round_trips() {
             module.to_str().unwrap(),
             &reference,
             "--plain-http",
-            "--format",
+            "--layout",
             "oci",
         ],
         None,

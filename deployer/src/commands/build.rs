@@ -7,10 +7,8 @@ use std::time::Instant;
 use anyhow::Context;
 use deployer::build::{self, Built, Request};
 use deployer::module::{self, Report};
-use deployer::output::{self, Format};
+use deployer::output::{self, Format, human_size};
 use serde_json::json;
-
-use super::inspect::human_size;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,7 +18,8 @@ pub struct Args {
     /// Package to build in that workspace (default: context-logger, else the only cdylib crate).
     #[arg(short, long, value_name = "NAME")]
     pub package: Option<String>,
-    /// Output format; json and yaml are for scripts (cargo's output is then shown only on failure).
+    /// Output format: text, json or yaml (for scripts; cargo's output is then shown only on
+    /// failure).
     #[arg(short, long, value_enum, default_value_t)]
     pub output: Format,
 }
@@ -42,17 +41,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("build task panicked")??;
     let seconds = started.elapsed().as_secs_f64();
 
-    match args.output {
-        Format::Text => print!("{}", render_text(&built, &report, seconds)),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&machine_view(&built, &report, seconds))?
-        ),
-        Format::Yaml => print!(
-            "{}",
-            serde_yaml::to_string(&machine_view(&built, &report, seconds))?
-        ),
-    }
+    output::print(args.output, &machine_view(&built, &report, seconds), || {
+        render_text(&built, &report, seconds)
+    })?;
     Ok(if report.loadable() {
         ExitCode::SUCCESS
     } else {

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use deployer::cluster::DryRun;
 use deployer::plugin::spec::KindChoice;
 
-use super::apply::{ClusterArgs, DryRunMode};
+use super::args::{ClusterArgs, DryRunMode};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

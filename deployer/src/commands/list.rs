@@ -6,7 +6,7 @@ use deployer::plugin::spec::{Kind, KindChoice};
 use kube::api::DynamicObject;
 use serde::Serialize;
 
-use super::apply::ClusterArgs;
+use super::args::ClusterArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -60,11 +60,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-        Format::Yaml => print!("{}", serde_yaml::to_string(&rows)?),
-        Format::Text => print_table(&rows, clusters.len() > 1),
-    }
+    deployer::output::print(args.output, &rows, || {
+        // The table prints itself (and its "none found" note on stderr).
+        print_table(&rows, clusters.len() > 1);
+        String::new()
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

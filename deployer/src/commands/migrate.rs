@@ -24,7 +24,7 @@ use deployer::plugin::spec::Kind;
 use futures::AsyncReadExt;
 use k8s_openapi::jiff::Timestamp;
 
-use super::apply::{ObjectFormat, print_value};
+use deployer::output::{ObjectFormat, print_value};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

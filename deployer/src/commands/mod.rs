@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod apply;
+pub mod args;
 pub mod build;
 pub mod delete;
 pub mod inspect;

@@ -7,10 +7,9 @@ use deployer::cluster::wasmplugin::history_of;
 use deployer::plugin::spec::{KindChoice, WasmPluginManifest};
 
 use deployer::oci::RegistryArgs;
+use deployer::output::{ObjectFormat, print_objects};
 
-use super::apply::{
-    ClusterArgs, ObjectFormat, VERIFIED_KEY_ANNOTATION, VerifyArgs, print_objects, verify_url,
-};
+use super::args::{ClusterArgs, VERIFIED_KEY_ANNOTATION, VerifyArgs, verify_url};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -125,7 +124,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         objects.push(applied.object);
     }
     if let Some(format) = args.output {
-        print_objects(&objects.iter().collect::<Vec<_>>(), format)?;
+        print_objects(&objects, format)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -37,22 +37,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 pub fn print(signed: &sign::Signed, format: output::Format) -> anyhow::Result<()> {
-    match format {
-        output::Format::Json => println!("{}", serde_json::to_string_pretty(signed)?),
-        output::Format::Yaml => print!("{}", serde_yaml::to_string(signed)?),
-        output::Format::Text => {
-            let what = if signed.already_signed {
-                "already signed by this key"
-            } else {
-                "signed"
-            };
-            println!("{what}: {}", signed.digest);
-            println!(
-                "signature: {} ({})",
-                signed.signature_ref, signed.signature_digest
-            );
-            println!("key:       {}", signed.key_fingerprint);
-        }
-    }
+    output::print(format, signed, || {
+        let what = if signed.already_signed {
+            "already signed by this key"
+        } else {
+            "signed"
+        };
+        format!(
+            "{what}: {}\nsignature: {} ({})\nkey:       {}\n",
+            signed.digest, signed.signature_ref, signed.signature_digest, signed.key_fingerprint
+        )
+    })?;
     Ok(())
 }

@@ -63,11 +63,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         args.max_pods_shown
     };
-    match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        Format::Yaml => print!("{}", serde_yaml::to_string(&report)?),
-        Format::Text => print!("{}", text(&report, limit)),
-    }
+    deployer::output::print(args.output, &report, || text(&report, limit))?;
     Ok(if report.healthy() {
         ExitCode::SUCCESS
     } else {

@@ -26,14 +26,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let key = PublicKey::load(&args.key)?;
     let options = args.registry.into_options()?;
     let verified = sign::verify(&reference, &key, &options).await?;
-    match args.output {
-        output::Format::Json => println!("{}", serde_json::to_string_pretty(&verified)?),
-        output::Format::Yaml => print!("{}", serde_yaml::to_string(&verified)?),
-        output::Format::Text => {
-            println!("verified: {} ({})", reference.name(), verified.digest);
-            println!("signature: {}", verified.signature_ref);
-            println!("key:       {}", verified.key_fingerprint);
-        }
-    }
+    output::print(args.output, &verified, || {
+        format!(
+            "verified: {} ({})\nsignature: {}\nkey:       {}\n",
+            reference.name(),
+            verified.digest,
+            verified.signature_ref,
+            verified.key_fingerprint
+        )
+    })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,140 @@
+//! Flags (and what they do) that several commands share: which clusters and namespace, dry
+//! runs, signature checks, and the spec steps apply and render run alike. Kept out of any one
+//! command's module so commands depend on this, never on each other.
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use deployer::cluster::{Cluster, ConnectOptions};
+use deployer::oci::{self, ImageRef};
+use deployer::plugin::flags::Draft;
+use deployer::plugin::image::ImageSource;
+use deployer::sign::{self, PublicKey};
+
+/// Shared by apply and render: refuse an image without a valid cosign signature.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct VerifyArgs {
+    /// Public key (PEM, e.g. cosign.pub): refuse, before any write, unless the pinned image
+    /// (the manifest Istio pulls) has a valid cosign signature by it; the key's fingerprint is
+    /// recorded in the `wasm-deployer.io/verified-key` annotation.
+    #[arg(long, value_name = "FILE")]
+    pub verify_key: Option<PathBuf>,
+}
+
+/// The annotation that records which key vouched for the image at apply time.
+pub const VERIFIED_KEY_ANNOTATION: &str = "wasm-deployer.io/verified-key";
+
+impl VerifyArgs {
+    /// Reads the key (offline, before the registry is asked anything).
+    pub fn load(&self) -> anyhow::Result<Option<PublicKey>> {
+        Ok(self
+            .verify_key
+            .as_deref()
+            .map(PublicKey::load)
+            .transpose()?)
+    }
+}
+
+/// Refuses unless the image the pinned url names carries a valid signature by `key`, then
+/// records the key's fingerprint on the draft.
+pub async fn verify_pinned(
+    draft: &mut Draft,
+    key: &PublicKey,
+    registry: &oci::Options,
+) -> anyhow::Result<()> {
+    verify_url(&draft.spec.url, key, registry).await?;
+    draft
+        .annotations
+        .insert(VERIFIED_KEY_ANNOTATION.to_string(), key.fingerprint.clone());
+    Ok(())
+}
+
+/// Refuses unless `url` is an oci:// url pinned to a digest whose image (the manifest Istio
+/// pulls) carries a valid signature by `key`.
+pub async fn verify_url(url: &str, key: &PublicKey, registry: &oci::Options) -> anyhow::Result<()> {
+    let ImageSource::Oci(reference) = ImageSource::parse(url)? else {
+        anyhow::bail!(
+            "--verify-key checks cosign signatures of OCI images; {url} is not an oci:// url"
+        );
+    };
+    if reference.digest().is_none() {
+        // A tag can move between the check and Istio's pull: only a digest is what was checked.
+        anyhow::bail!(
+            "--verify-key needs the url pinned to a digest (drop --no-pin, or give REF@sha256:...)"
+        );
+    }
+    let refusal = || format!("refusing {url}: nothing was written");
+    // The digest Istio compares: for an index, its linux/amd64 entry's.
+    let digest = oci::resolve_digest(&reference.to_string(), registry)
+        .await
+        .with_context(refusal)?;
+    sign::verify_digest(&reference, &digest, key, registry)
+        .await
+        .with_context(refusal)?;
+    Ok(())
+}
+
+/// Which clusters and namespace: shared by apply, delete, list and rollback.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterArgs {
+    /// Namespace of the plugin (default: -f's metadata.namespace, else the context's namespace).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// kubeconfig context; repeat to act on several clusters (default: current-context).
+    #[arg(long = "context", value_name = "NAME")]
+    pub contexts: Vec<String>,
+    /// kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DryRunMode {
+    Client,
+    Server,
+}
+
+impl ClusterArgs {
+    /// Builds a client per context (no request yet); fails before any write if one is unusable.
+    pub async fn connect_all(&self) -> anyhow::Result<Vec<Cluster>> {
+        let contexts: Vec<Option<String>> = if self.contexts.is_empty() {
+            vec![None]
+        } else {
+            self.contexts.iter().cloned().map(Some).collect()
+        };
+        let mut clusters = Vec::new();
+        for context in contexts {
+            let options = ConnectOptions {
+                kubeconfig: self.kubeconfig.clone(),
+                context,
+            };
+            clusters.push(Cluster::connect(&options).await?);
+        }
+        Ok(clusters)
+    }
+}
+
+pub fn check(draft: &Draft, namespace: &str, skip: bool) -> anyhow::Result<()> {
+    if !skip {
+        draft.validate(namespace)?;
+    }
+    Ok(())
+}
+
+/// Digest pinning: a tag becomes `oci://REPO@sha256:...` plus `sha256`, resolved once at the
+/// registry before anything is written anywhere.
+pub async fn pin(draft: &mut Draft, no_pin: bool, registry: &oci::Options) -> anyhow::Result<()> {
+    if let Some(reference) = draft.needs_pin(no_pin)? {
+        let digest = resolve_digest(&reference, registry).await?;
+        draft.pin(&reference, &digest);
+    }
+    Ok(())
+}
+
+async fn resolve_digest(reference: &ImageRef, registry: &oci::Options) -> anyhow::Result<String> {
+    oci::resolve_digest(&reference.to_string(), registry)
+        .await
+        .with_context(|| {
+            format!("cannot pin {reference} to a digest (use --no-pin to keep the tag)")
+        })
+}
+
