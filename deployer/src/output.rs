@@ -121,14 +121,26 @@ mod tests {
     fn one_switch_for_every_format() {
         let value = serde_json::json!({"name": "logger", "enabled": "yes", "size": 3});
         let text = || "logger: 3 bytes\n".to_string();
-        assert_eq!(render(Format::Text, &value, text).unwrap(), "logger: 3 bytes\n");
+        assert_eq!(
+            render(Format::Text, &value, text).unwrap(),
+            "logger: 3 bytes\n"
+        );
         let json = render(Format::Json, &value, text).unwrap();
         assert!(json.ends_with("}\n"), "{json}");
-        assert_eq!(serde_json::from_str::<serde_json::Value>(&json).unwrap(), value);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&json).unwrap(),
+            value
+        );
         // YAML 1.1 readers would take a plain `yes` for true: the writer quotes it.
         let yaml = render(Format::Yaml, &value, text).unwrap();
-        assert!(yaml.contains("enabled: \"yes\"") || yaml.contains("enabled: 'yes'"), "{yaml}");
-        assert_eq!(serde_yaml::from_str::<serde_json::Value>(&yaml).unwrap(), value);
+        assert!(
+            yaml.contains("enabled: \"yes\"") || yaml.contains("enabled: 'yes'"),
+            "{yaml}"
+        );
+        assert_eq!(
+            serde_yaml::from_str::<serde_json::Value>(&yaml).unwrap(),
+            value
+        );
     }
 
     #[test]

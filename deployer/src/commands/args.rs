@@ -137,4 +137,3 @@ async fn resolve_digest(reference: &ImageRef, registry: &oci::Options) -> anyhow
             format!("cannot pin {reference} to a digest (use --no-pin to keep the tag)")
         })
 }
-

@@ -2,7 +2,6 @@
 //! `istio-proxy` logs through the API server (the kubelet's log endpoint, kwok's here).
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, LogParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use k8s_openapi::jiff::Timestamp;
 
@@ -78,28 +77,9 @@ async fn list_matching(
 /// A client for long-lived log streams: the same kubeconfig context as `Cluster::connect`
 /// but without its read timeout, which would cut `-f` after a quiet half minute.
 pub async fn streaming_client(options: &ConnectOptions) -> Result<kube::Client, Error> {
-    let failed = |message: String| {
-        Error::from(crate::cluster::Error::Kubeconfig {
-            path: options.kubeconfig.clone(),
-            message,
-        })
-    };
-    let kubeconfig = match &options.kubeconfig {
-        Some(path) => Kubeconfig::read_from(path),
-        None => Kubeconfig::read(),
-    }
-    .map_err(|err| failed(err.to_string()))?;
-    let kube_options = KubeConfigOptions {
-        context: options.context.clone(),
-        ..Default::default()
-    };
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube_options)
-        .await
-        .map_err(|err| failed(err.to_string()))?;
-    config.connect_timeout = Some(crate::cluster::connect::CONNECT_TIMEOUT);
-    config.read_timeout = None;
-    crate::tls::install_crypto_provider();
-    kube::Client::try_from(config).map_err(|err| failed(err.to_string()))
+    let mut loaded = crate::cluster::connect::Loaded::load(options).await?;
+    loaded.config.read_timeout = None;
+    Ok(loaded.client()?)
 }
 
 /// Log requests open at once by default (`--max-log-requests`): each is a connection (a file
@@ -170,20 +150,12 @@ pub async fn proxy_log(
 /// the process ran out of file descriptors (every log stream is a connection) it says so, with
 /// what to do, instead of the bare connect error.
 pub fn describe_failure(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut out_of_files = false;
-    let mut source = err.source();
-    while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            out_of_files |= matches!(io.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
-        }
-        let text = cause.to_string();
-        if !parts.iter().any(|part| part.contains(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    let mut message = parts.join(": ");
+    let out_of_files = crate::error_chain::causes(err).any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| matches!(io.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)))
+    });
+    let mut message = crate::error_chain::flatten(err);
     if out_of_files || message.contains("Too many open files") {
         message = format!("{TOO_MANY_OPEN_FILES} ({message})");
     }
