@@ -2,6 +2,7 @@
 //! the binary's `commands/` turn those into user-facing output.
 pub mod build;
 pub mod cluster;
+pub mod duration;
 pub mod error_chain;
 pub mod local;
 pub mod mesh;

@@ -95,7 +95,7 @@ fn index_is_pinned_and_pulled_at_its_linux_amd64_image_like_istio() {
         &[
             "pull",
             &at("v1"),
-            "-o",
+            "-O",
             pulled.to_str().unwrap(),
             "--plain-http",
         ],
@@ -180,7 +180,7 @@ fn index_without_linux_amd64_is_refused_as_istio_refuses_it() {
         &[
             "pull",
             &at("v1"),
-            "-o",
+            "-O",
             pulled.to_str().unwrap(),
             "--plain-http",
         ],
@@ -220,7 +220,7 @@ fn multi_member_gzip_layer_pulls_byte_identical() {
         &[
             "pull",
             &reference,
-            "-o",
+            "-O",
             pulled.to_str().unwrap(),
             "--plain-http",
         ],
@@ -279,13 +279,13 @@ fn pull_from(port: u16, dir: &Path) -> Output {
         &[
             "pull",
             &format!("127.0.0.1:{port}/filters/logger:v1"),
-            "-o",
+            "-O",
             out.to_str().unwrap(),
             "--plain-http",
             "--attempts",
             "3",
-            "--retry-backoff-ms",
-            "20",
+            "--retry-backoff",
+            "20ms",
         ],
     )
 }

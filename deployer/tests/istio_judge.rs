@@ -220,7 +220,7 @@ fn fetch_verdicts_and_pins_agree_with_istio_agent() {
                 &[
                     "pull",
                     &reference,
-                    "-o",
+                    "-O",
                     pulled.to_str().unwrap(),
                     "--plain-http",
                 ],

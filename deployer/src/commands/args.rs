@@ -73,18 +73,28 @@ pub async fn verify_url(url: &str, key: &PublicKey, registry: &oci::Options) -> 
     Ok(())
 }
 
-/// Which clusters and namespace: shared by apply, delete, list and rollback.
+/// Which clusters and namespace: the flags of every command that talks to a cluster, spelled
+/// as kubectl spells them. Commands that read one cluster (logs, status, migrate, history)
+/// take `--context` once: see [`ONE_CONTEXT_HELP`].
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClusterArgs {
-    /// Namespace of the plugin (default: -f's metadata.namespace, else the context's namespace).
-    #[arg(short = 'n', long)]
+    /// Namespace of the plugin (default: the kubeconfig context's namespace).
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
-    /// kubeconfig context; repeat to act on several clusters (default: current-context).
+    /// kubeconfig context (default: its current-context); repeat to act on several clusters.
     #[arg(long = "context", value_name = "NAME")]
     pub contexts: Vec<String>,
     /// kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
+}
+
+/// `--context`'s help where only one cluster is read; with `#[command(mut_arg("contexts",
+/// one_context))]` the flag also refuses a second value (a usage error, exit 2).
+pub const ONE_CONTEXT_HELP: &str = "kubeconfig context (default: its current-context)";
+
+pub fn one_context(arg: clap::Arg) -> clap::Arg {
+    arg.help(ONE_CONTEXT_HELP).action(clap::ArgAction::Set)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -94,6 +104,25 @@ pub enum DryRunMode {
 }
 
 impl ClusterArgs {
+    /// The one cluster of a command that reads one (clap has refused a second --context).
+    pub async fn connect_one(&self) -> anyhow::Result<Cluster> {
+        Ok(Cluster::connect(&self.connect_options_one()).await?)
+    }
+
+    pub fn connect_options_one(&self) -> ConnectOptions {
+        ConnectOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.contexts.first().cloned(),
+        }
+    }
+
+    /// `-n`, else the context's namespace.
+    pub fn namespace_in(&self, cluster: &Cluster) -> String {
+        self.namespace
+            .clone()
+            .unwrap_or_else(|| cluster.default_namespace.clone())
+    }
+
     /// Builds a client per context (no request yet); fails before any write if one is unusable.
     pub async fn connect_all(&self) -> anyhow::Result<Vec<Cluster>> {
         let contexts: Vec<Option<String>> = if self.contexts.is_empty() {

@@ -48,9 +48,10 @@ pub struct Args {
     /// Envoy binary [default: the set-up cache's (Envoy 1.40), else PATH's].
     #[arg(long, value_name = "PATH")]
     pub envoy: Option<PathBuf>,
-    /// Seconds to wait for Envoy to become ready.
-    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
-    pub ready_timeout: u64,
+    /// How long to wait for Envoy to become ready (e.g. 30s, 2m).
+    #[arg(long, default_value = "30s", value_name = "DURATION",
+          value_parser = deployer::duration::positive)]
+    pub ready_timeout: Duration,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -101,12 +102,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let started = Instant::now();
     eprintln!("{}", starting_banner(&launch, &lab, &tools.envoy));
-    let mut running = Running::start(
-        &launch,
-        admin_file,
-        args.port,
-        Duration::from_secs(args.ready_timeout),
-    )?;
+    let mut running = Running::start(&launch, admin_file, args.port, args.ready_timeout)?;
     loop {
         tokio::select! {
             event = running.next() => match event {

@@ -164,7 +164,7 @@ impl Running {
                             return Event::Ready { admin };
                         }
                         None => return Event::Failed(LocalError::NotReady {
-                            seconds: self.ready_timeout.as_secs(),
+                            within: crate::duration::format(self.ready_timeout),
                             reason: self.reason(),
                         }),
                     }
