@@ -109,6 +109,8 @@ impl Loaded {
     }
 
     /// The client (no request is sent yet).
+    // The module's one error type, as every cluster call returns it; built once per command.
+    #[allow(clippy::result_large_err)]
     pub fn client(self) -> Result<kube::Client, Error> {
         crate::tls::install_crypto_provider();
         kube::Client::try_from(self.config).map_err(|err| Error::Context {

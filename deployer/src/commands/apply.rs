@@ -14,9 +14,10 @@ use deployer::plugin::image::ImageSource;
 use deployer::plugin::spec::WasmPluginManifest;
 use kube::api::DynamicObject;
 
-use super::args::{ClusterArgs, DryRunMode, VerifyArgs, check, pin, verify_pinned};
+use super::args::{ClusterArgs, DryRunArgs, DryRunMode, VerifyArgs, check, pin, verify_pinned};
 
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("namespace", |arg| arg.help(NAMESPACE_HELP)), after_long_help = EXAMPLES)]
 pub struct Args {
     /// WasmPlugin / TrafficExtension name (default: metadata.name from -f).
     pub name: Option<String>,
@@ -29,19 +30,28 @@ pub struct Args {
     /// Take over fields another field manager owns (server-side apply conflicts).
     #[arg(long)]
     pub force_conflicts: bool,
-    /// client: check and print, send nothing; server: the API server checks, stores nothing.
-    #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, require_equals = true, default_missing_value = "client")]
-    pub dry_run: Option<DryRunMode>,
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
     /// Create/update a kubernetes.io/dockerconfigjson Secret in the plugin's namespace with only
     /// this image's registry credentials (from the docker config) and reference it.
     #[arg(long)]
     pub pull_secret_from_docker_config: bool,
-    /// Print the applied object(s) instead of one line per cluster.
+    /// Print the applied object(s) as yaml or json instead of one line per cluster.
     #[arg(short = 'o', long, value_enum)]
     pub output: Option<ObjectFormat>,
     #[command(flatten)]
     pub verify: VerifyArgs,
 }
+
+/// -f can name the namespace too.
+const NAMESPACE_HELP: &str =
+    "Namespace of the plugin (default: -f's metadata.namespace, else the context's namespace)";
+
+const EXAMPLES: &str = "Examples:
+  deployer apply context-logger -n demo --image localhost:5000/filters/logger:v1 --selector app=web
+  deployer apply -f wasmplugin.yaml --context staging --context prod
+  deployer apply context-logger -n demo --image ghcr.io/acme/logger:v1 --dry-run=server -o yaml
+  deployer apply context-logger -n demo --image ghcr.io/acme/logger:v1 --verify-key cosign.pub";
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut draft = args
@@ -69,7 +79,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         draft.spec.image_pull_secret = Some(format!("{}-pull", draft.name));
     }
 
-    if args.dry_run == Some(DryRunMode::Client) {
+    if args.dry_run.mode == Some(DryRunMode::Client) {
         // Nothing is sent; the namespace falls back to the context's when a kubeconfig exists.
         let clusters = args.cluster.connect_all().await.unwrap_or_default();
         let namespace = draft
@@ -109,11 +119,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         check(&draft, &namespace, args.spec.skip_client_validation)?;
         plans.push((cluster, draft.manifest(&namespace)));
     }
-    let dry_run = if args.dry_run == Some(DryRunMode::Server) {
-        DryRun::Server
-    } else {
-        DryRun::Off
-    };
+    let dry_run = args.dry_run.server();
     let writes = plans.len() * if credential.is_some() { 2 } else { 1 };
     for (cluster, manifest) in &plans {
         cluster.ensure_crd_of(manifest.kind).await?;

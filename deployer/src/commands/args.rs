@@ -103,6 +103,27 @@ pub enum DryRunMode {
     Server,
 }
 
+/// `--dry-run[=client|server]`, as kubectl spells it (apply, delete, rollback).
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct DryRunArgs {
+    /// client: check and print, send nothing; server: the API server checks the change and
+    /// stores nothing. `--dry-run` alone is client.
+    #[arg(long = "dry-run", value_enum, value_name = "MODE", num_args = 0..=1,
+          require_equals = true, default_missing_value = "client")]
+    pub mode: Option<DryRunMode>,
+}
+
+impl DryRunArgs {
+    /// What to ask the API server for once past a client dry run.
+    pub fn server(self) -> deployer::cluster::DryRun {
+        if self.mode == Some(DryRunMode::Server) {
+            deployer::cluster::DryRun::Server
+        } else {
+            deployer::cluster::DryRun::Off
+        }
+    }
+}
+
 impl ClusterArgs {
     /// The one cluster of a command that reads one (clap has refused a second --context).
     pub async fn connect_one(&self) -> anyhow::Result<Cluster> {

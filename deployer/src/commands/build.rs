@@ -11,6 +11,7 @@ use deployer::output::{self, Format, human_size};
 use serde_json::json;
 
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = EXAMPLES)]
 pub struct Args {
     /// Cargo.toml of the crate (or its directory) to build instead of the bundled filter.
     #[arg(long, value_name = "PATH")]
@@ -23,6 +24,13 @@ pub struct Args {
     #[arg(short, long, value_enum, default_value_t)]
     pub output: Format,
 }
+
+const EXAMPLES: &str = "Examples:
+  deployer build                                   # the bundled filter
+  deployer build --manifest-path ../my-filter -p my-filter
+  deployer build -o json | jq -r .module
+
+Exit status: 0 built and loadable, 1 built but Envoy would not load it, 2 could not build.";
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let request = Request {

@@ -9,6 +9,7 @@ use deployer::oci::{self, ImageRef, RegistryArgs, Verdict};
 use deployer::output::{self, Format, human_size};
 
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = EXAMPLES)]
 pub struct Args {
     /// Module to inspect: a .wasm file, or oci://REF (fetched by Istio's rules).
     pub module: String,
@@ -19,6 +20,13 @@ pub struct Args {
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
+
+const EXAMPLES: &str = "Examples:
+  deployer inspect target/wasm32-wasip1/wasm-release/context_logger.wasm
+  deployer inspect oci://localhost:5000/filters/logger:v1 --plain-http
+  deployer inspect logger.wasm -o json | jq .exports
+
+Exit status: 0 loadable (and for oci://, fetchable by Istio), 1 not, 2 could not check.";
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.module.starts_with("oci://") {

@@ -9,18 +9,25 @@ use serde::Serialize;
 use super::args::ClusterArgs;
 
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = EXAMPLES)]
 pub struct Args {
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    /// List across all namespaces.
     /// Only this kind: wasmplugin (wp) or trafficextension (te); auto lists both.
     #[arg(long, value_enum, default_value = "auto", ignore_case = true)]
     pub kind: KindChoice,
+    /// List across all namespaces.
     #[arg(short = 'A', long, conflicts_with = "namespace")]
     pub all_namespaces: bool,
+    /// Output format: text (a table), json or yaml.
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: Format,
 }
+
+const EXAMPLES: &str = "Examples:
+  deployer list -n demo
+  deployer list -A -o json
+  deployer list --kind te --context staging --context prod";
 
 #[derive(Debug, Serialize)]
 struct Row {

@@ -14,6 +14,7 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Run a proxy-wasm module in a local Envoy (started with func-e) and stream its `wasm log`
 /// lines until Ctrl+C.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = EXAMPLES)]
 pub struct Args {
     /// Port of the lab listener on 127.0.0.1.
     #[arg(long, default_value_t = 18000, value_parser = clap::value_parser!(u16).range(1..))]
@@ -53,6 +54,11 @@ pub struct Args {
           value_parser = deployer::duration::positive)]
     pub ready_timeout: Duration,
 }
+
+const EXAMPLES: &str = "Examples:
+  deployer local                                   # build the filter, run it, stream its logs
+  deployer local --wasm logger.wasm --config config.yaml --port 18080
+  deployer local --wasm logger.wasm --print-config > envoy.yaml";
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let module = match &args.wasm {

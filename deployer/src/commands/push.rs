@@ -8,7 +8,10 @@ use deployer::oci::{self, Format, ImageRef, Metadata, PushEvent, RegistryArgs};
 use deployer::output;
 
 #[derive(Debug, clap::Args)]
-#[command(override_usage = "deployer push [OPTIONS] [FILE.wasm] <REF>")]
+#[command(
+    override_usage = "deployer push [OPTIONS] [FILE.wasm] <REF>",
+    after_long_help = EXAMPLES
+)]
 pub struct Args {
     /// [FILE.wasm] REF: the module (default: the freshly built filter) and the image
     /// reference, e.g. localhost:5000/filters/logger:v1 (`oci://` optional).
@@ -34,6 +37,11 @@ pub struct Args {
     #[command(flatten)]
     registry: RegistryArgs,
 }
+
+const EXAMPLES: &str = "Examples:
+  deployer push logger.wasm localhost:5000/filters/logger:v1 --plain-http
+  deployer push localhost:5000/filters/logger:v1 --plain-http    # builds the filter first
+  deployer push logger.wasm ghcr.io/acme/logger:v1 --layout oci --sign-key cosign.key -o json";
 
 #[derive(serde::Serialize)]
 struct Report<'a> {

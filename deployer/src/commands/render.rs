@@ -9,6 +9,7 @@ use deployer::plugin::flags::SpecFlags;
 use super::args::{VerifyArgs, check, pin, verify_pinned};
 
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = EXAMPLES)]
 pub struct Args {
     /// WasmPlugin name (default: metadata.name from -f).
     pub name: Option<String>,
@@ -22,11 +23,17 @@ pub struct Args {
     /// Print a values file for the charts/wasm-plugin Helm chart instead of the resource.
     #[arg(long)]
     pub helm_values: bool,
+    /// Output format: yaml or json.
     #[arg(short = 'o', long, value_enum, default_value = "yaml")]
     pub output: ObjectFormat,
     #[command(flatten)]
     pub verify: VerifyArgs,
 }
+
+const EXAMPLES: &str = "Examples:
+  deployer render context-logger --image ghcr.io/acme/logger:v1 --selector app=web > plugin.yaml
+  deployer render -f wasmplugin.yaml -n demo -o json
+  deployer render context-logger --image ghcr.io/acme/logger:v1 --helm-values > values.yaml";
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut draft = args

@@ -1,5 +1,5 @@
-//! `deployer rollback NAME [--to REVISION]`: re-apply a spec from the revision history that
-//! `apply` keeps on the resource (the previous one by default).
+//! `deployer rollback NAME [REVISION]`: re-apply a spec from the revision history that `apply`
+//! keeps on the resource (the previous one by default; `deployer history NAME` lists them).
 use std::process::ExitCode;
 
 use deployer::cluster::DryRun;
@@ -9,20 +9,31 @@ use deployer::plugin::spec::{KindChoice, WasmPluginManifest};
 use deployer::oci::RegistryArgs;
 use deployer::output::{ObjectFormat, print_objects};
 
-use super::args::{ClusterArgs, VERIFIED_KEY_ANNOTATION, VerifyArgs, verify_url};
+use super::args::{
+    ClusterArgs, DryRunArgs, DryRunMode, VERIFIED_KEY_ANNOTATION, VerifyArgs, verify_url,
+};
 
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = EXAMPLES)]
 pub struct Args {
-    /// WasmPlugin name.
+    /// WasmPlugin (or TrafficExtension) name.
     pub name: String,
-    /// Revision to restore (see --history); default: the one before the current.
-    #[arg(long, value_name = "REVISION")]
+    /// Revision to restore (`deployer history NAME` lists them); default: the one before the
+    /// current.
+    #[arg(value_name = "REVISION")]
+    pub revision: Option<u64>,
+    /// The revision as a flag, as earlier releases took it.
+    #[arg(
+        long,
+        value_name = "REVISION",
+        hide = true,
+        conflicts_with = "revision"
+    )]
     pub to: Option<u64>,
-    /// Print the recorded revisions instead of rolling back.
-    #[arg(long)]
-    pub history: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
     /// wasmplugin (wp), trafficextension (te), or auto: the WasmPlugin of that name if there
     /// is one, else the TrafficExtension.
     #[arg(long, value_enum, default_value = "auto", ignore_case = true)]
@@ -30,6 +41,7 @@ pub struct Args {
     /// Take over fields another field manager owns.
     #[arg(long)]
     pub force_conflicts: bool,
+    /// Print the restored object(s) as yaml or json instead of one line per cluster.
     #[arg(short = 'o', long, value_enum)]
     pub output: Option<ObjectFormat>,
     /// As for apply: refuse, before any write, unless the revision's image is validly signed
@@ -40,6 +52,12 @@ pub struct Args {
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
+
+const EXAMPLES: &str = "Examples:
+  deployer rollback context-logger -n demo             # to the revision before the current
+  deployer history context-logger -n demo              # list the revisions
+  deployer rollback context-logger 2 -n demo           # to revision 2
+  deployer rollback context-logger 2 -n demo --dry-run -o yaml";
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let verify_key = args.verify.load()?;
@@ -69,21 +87,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 )
             })?;
         let history = history_of(&live)?;
-        if args.history {
-            for revision in &history.revisions {
-                let current = if Some(revision) == history.latest() {
-                    "  (current)"
-                } else {
-                    ""
-                };
-                println!(
-                    "{:>4}  {}  {}{current}",
-                    revision.revision, revision.applied_at, revision.spec.url
-                );
-            }
-            continue;
-        }
-        let target = history.target(&args.name, args.to)?.clone();
+        let target = history
+            .target(&args.name, args.revision.or(args.to))?
+            .clone();
         let mut manifest =
             WasmPluginManifest::of_kind(kind, &args.name, &namespace, target.spec.clone());
         if let Some(labels) = &live.metadata.labels {
@@ -98,27 +104,56 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         plans.push((cluster, manifest, target.revision));
     }
+    let note = |cluster: &deployer::cluster::Cluster| {
+        if clusters.len() > 1 {
+            format!(", context {}", cluster.context)
+        } else {
+            String::new()
+        }
+    };
+    if args.dry_run.mode == Some(DryRunMode::Client) {
+        // Nothing is sent: the objects are what a rollback would apply.
+        for (cluster, manifest, from) in &plans {
+            if args.output.is_none() {
+                println!(
+                    "{}/{} would roll back to revision {from} (dry run: client, nothing sent; url {}{})",
+                    manifest.kind.singular_resource(),
+                    args.name,
+                    manifest.spec.url,
+                    note(cluster)
+                );
+            }
+        }
+        if let Some(format) = args.output {
+            let manifests: Vec<&WasmPluginManifest> = plans.iter().map(|(_, m, _)| m).collect();
+            print_objects(&manifests, format)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let dry_run = args.dry_run.server();
     let mut objects = Vec::new();
     for (cluster, manifest, from) in plans {
         let applied = cluster
-            .apply_plugin(&manifest, args.force_conflicts, DryRun::Off)
+            .apply_plugin(&manifest, args.force_conflicts, dry_run)
             .await?;
         if args.output.is_none() {
-            let note = if clusters.len() > 1 {
-                format!(", context {}", cluster.context)
-            } else {
-                String::new()
-            };
             let revision = applied
                 .revision
+                .filter(|_| dry_run == DryRun::Off)
                 .map(|r| format!(" as revision {r}"))
                 .unwrap_or_default();
+            let dry = if dry_run == DryRun::Server {
+                "server dry run, "
+            } else {
+                ""
+            };
             println!(
-                "{}/{} rolled back to revision {from}{revision} ({}, url {}{note})",
+                "{}/{} rolled back to revision {from}{revision} ({dry}{}, url {}{})",
                 manifest.kind.singular_resource(),
                 args.name,
                 applied.outcome,
-                manifest.spec.url
+                manifest.spec.url,
+                note(cluster)
             );
         }
         objects.push(applied.object);
