@@ -8,7 +8,9 @@ use deployer::cluster::{Cluster, ConnectOptions};
 use deployer::oci::{self, ImageRef};
 use deployer::plugin::flags::Draft;
 use deployer::plugin::image::ImageSource;
+use deployer::plugin::spec::{Kind, KindChoice};
 use deployer::sign::{self, PublicKey};
+use kube::api::DynamicObject;
 
 /// Shared by apply and render: refuse an image without a valid cosign signature.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -161,6 +163,31 @@ impl ClusterArgs {
         }
         Ok(clusters)
     }
+}
+
+/// The plugin as stored, of the kind `choice` picks (auto: the WasmPlugin of that name if there
+/// is one, else the TrafficExtension); not found is an error that says what was looked for,
+/// then `consequence` (e.g. ": nothing to roll back").
+pub async fn live_plugin(
+    cluster: &Cluster,
+    choice: KindChoice,
+    namespace: &str,
+    name: &str,
+    consequence: &str,
+) -> anyhow::Result<(Kind, DynamicObject)> {
+    let kind = cluster.resolve_kind(choice, namespace, name).await?;
+    cluster.ensure_crd_of(kind).await?;
+    let live = cluster
+        .get_object(kind, namespace, name)
+        .await?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} {namespace}/{name} not found (context {}){consequence}",
+                kind.name().to_lowercase(),
+                cluster.context
+            )
+        })?;
+    Ok((kind, live))
 }
 
 pub fn check(draft: &Draft, namespace: &str, skip: bool) -> anyhow::Result<()> {

@@ -7,7 +7,7 @@ use deployer::output::{self, Format};
 use deployer::plugin::spec::KindChoice;
 use serde::Serialize;
 
-use super::args::{ClusterArgs, one_context};
+use super::args::{ClusterArgs, live_plugin, one_context};
 
 #[derive(Debug, clap::Args)]
 #[command(mut_arg("contexts", one_context), after_long_help = EXAMPLES)]
@@ -46,21 +46,7 @@ struct Row {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cluster = args.cluster.connect_one().await?;
     let namespace = args.cluster.namespace_in(&cluster);
-    let kind = cluster
-        .resolve_kind(args.kind, &namespace, &args.name)
-        .await?;
-    cluster.ensure_crd_of(kind).await?;
-    let live = cluster
-        .get_object(kind, &namespace, &args.name)
-        .await?
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "{} {namespace}/{} not found (context {})",
-                kind.name().to_lowercase(),
-                args.name,
-                cluster.context
-            )
-        })?;
+    let (kind, live) = live_plugin(&cluster, args.kind, &namespace, &args.name, "").await?;
     let history = history_of(&live)?;
     let current = history.latest().map(|revision| revision.revision);
     let rows: Vec<Row> = history
@@ -103,18 +89,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn table(rows: &[Row]) -> String {
-    let image_width = rows
-        .iter()
-        .map(|row| row.image.len())
-        .chain(["IMAGE".len()])
-        .max()
-        .unwrap_or_default();
-    let applied_width = rows
-        .iter()
-        .map(|row| row.applied_at.len())
-        .chain(["APPLIED".len()])
-        .max()
-        .unwrap_or_default();
+    let width = |header: &str, cell: fn(&Row) -> &str| {
+        rows.iter()
+            .map(|row| cell(row).len())
+            .chain([header.len()])
+            .max()
+            .unwrap_or_default()
+    };
+    let image_width = width("IMAGE", |row| &row.image);
+    let applied_width = width("APPLIED", |row| &row.applied_at);
     let mut out = format!(
         "{:<8}  {:<applied_width$}  {:<image_width$}  DIGEST\n",
         "REVISION", "APPLIED", "IMAGE"

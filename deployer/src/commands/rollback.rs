@@ -10,7 +10,8 @@ use deployer::oci::RegistryArgs;
 use deployer::output::{ObjectFormat, print_objects};
 
 use super::args::{
-    ClusterArgs, DryRunArgs, DryRunMode, VERIFIED_KEY_ANNOTATION, VerifyArgs, verify_url,
+    ClusterArgs, DryRunArgs, DryRunMode, VERIFIED_KEY_ANNOTATION, VerifyArgs, live_plugin,
+    verify_url,
 };
 
 #[derive(Debug, clap::Args)]
@@ -66,26 +67,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Every cluster's target revision is found before the first write.
     let mut plans = Vec::new();
     for cluster in &clusters {
-        let namespace = args
-            .cluster
-            .namespace
-            .clone()
-            .unwrap_or_else(|| cluster.default_namespace.clone());
-        let kind = cluster
-            .resolve_kind(args.kind, &namespace, &args.name)
-            .await?;
-        cluster.ensure_crd_of(kind).await?;
-        let live = cluster
-            .get_object(kind, &namespace, &args.name)
-            .await?
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{} {namespace}/{} not found (context {}): nothing to roll back",
-                    kind.name().to_lowercase(),
-                    args.name,
-                    cluster.context
-                )
-            })?;
+        let namespace = args.cluster.namespace_in(cluster);
+        let (kind, live) = live_plugin(
+            cluster,
+            args.kind,
+            &namespace,
+            &args.name,
+            ": nothing to roll back",
+        )
+        .await?;
         let history = history_of(&live)?;
         let target = history
             .target(&args.name, args.revision.or(args.to))?
