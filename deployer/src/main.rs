@@ -19,8 +19,16 @@ fn main() -> ExitCode {
             return ExitCode::from(commands::FAILED);
         }
     };
+    // `println!` panics when stdout's reader has gone (`deployer list | head`): that is not a
+    // bug to report, so its message is not printed.
+    let report_panic = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !is_closed_stdout_panic(info.payload()) {
+            report_panic(info);
+        }
+    }));
     // A panic is a bug, but it still ends with the documented status rather than 101; the
-    // default hook has printed where it happened.
+    // hook has printed where it happened.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(commands::run(cli))
     }));
@@ -37,6 +45,7 @@ fn main() -> ExitCode {
             }
             ExitCode::from(commands::FAILED)
         }
+        Err(payload) if is_closed_stdout_panic(payload.as_ref()) => ExitCode::SUCCESS,
         Err(_) => {
             eprintln!(
                 "error: internal error (a bug in deployer; please report it with the lines above)"
@@ -54,4 +63,14 @@ fn closed_stdout(err: &anyhow::Error) -> bool {
             Some(deployer::output::Error::Write(io)) if io.kind() == std::io::ErrorKind::BrokenPipe
         )
     })
+}
+
+/// The panic of `println!` on a closed stdout (std's message, which names the io error).
+fn is_closed_stdout_panic(payload: &(dyn std::any::Any + Send)) -> bool {
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or_default();
+    message.starts_with("failed printing to stdout") && message.contains("Broken pipe")
 }
