@@ -462,18 +462,68 @@ fn rollback_restores_the_previous_image() {
         "the whole spec is restored, not only the url"
     );
 
-    let run = ok(
-        f.deployer(&["rollback", "ctx", "-n", &f.ns.name, "--history"]),
-        "history",
+    let run = ok(f.deployer(&["history", "ctx", "-n", &f.ns.name]), "history");
+    // A header, then one line per revision: time, image and (unpinned here) no digest.
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{run}");
+    assert!(lines[0].starts_with("REVISION  APPLIED"), "{run}");
+    assert!(
+        lines[1].starts_with("1 ") && lines[1].contains(&f.image("v1")),
+        "{run}"
     );
-    assert_eq!(run.stdout.lines().count(), 3, "{run}");
+    assert!(
+        lines[3].starts_with("3 ") && lines[3].ends_with("(current)"),
+        "{run}"
+    );
+    let run = ok(
+        f.deployer(&["history", "ctx", "-n", &f.ns.name, "-o", "json"]),
+        "history -o json",
+    );
+    let revisions: Value = serde_json::from_str(&run.stdout).expect("history json");
+    assert_eq!(revisions[1]["image"], format!("oci://{}", f.image("v2")));
+    assert_eq!(revisions[2]["current"], true);
+    assert!(
+        revisions[0]["applied_at"]
+            .as_str()
+            .is_some_and(|t| t.contains('T'))
+    );
+
+    // A dry run, client or server, changes nothing.
+    let run = ok(
+        f.deployer(&[
+            "rollback",
+            "ctx",
+            "2",
+            "-n",
+            &f.ns.name,
+            "--dry-run",
+            "-o",
+            "json",
+        ]),
+        "rollback --dry-run",
+    );
+    let printed: Value = serde_json::from_str(&run.stdout).expect("rollback -o json");
+    assert_eq!(printed["spec"]["url"], format!("oci://{}", f.image("v2")));
+    let run = ok(
+        f.deployer(&["rollback", "ctx", "2", "-n", &f.ns.name, "--dry-run=server"]),
+        "rollback --dry-run=server",
+    );
+    assert!(run.stdout.contains("server dry run"), "{run}");
+    assert!(url(&f).ends_with(":v1"), "a dry run rolled back");
+
     ok(
-        f.deployer(&["rollback", "ctx", "-n", &f.ns.name, "--to", "2"]),
-        "rollback --to 2",
+        f.deployer(&["rollback", "ctx", "2", "-n", &f.ns.name]),
+        "rollback 2",
     );
     assert!(url(&f).ends_with(":v2"));
+    // The flag earlier releases took still works.
+    ok(
+        f.deployer(&["rollback", "ctx", "-n", &f.ns.name, "--to", "1"]),
+        "rollback --to 1",
+    );
+    assert!(url(&f).ends_with(":v1"));
     let run = failed(
-        f.deployer(&["rollback", "ctx", "-n", &f.ns.name, "--to", "99"]),
+        f.deployer(&["rollback", "ctx", "99", "-n", &f.ns.name]),
         "unknown revision",
     );
     assert!(run.stderr.contains("no revision 99"), "{run}");

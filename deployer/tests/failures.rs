@@ -216,9 +216,9 @@ fn credentials_never_reach_the_output() {
     let image = format!("{}/filters/logger:v1", registry.address);
     let module_arg = module.to_str().unwrap().to_string();
     let oci_image = format!("oci://{image}");
-    let quick = ["--plain-http", "--timeout", "2", "--attempts", "1"];
+    let quick = ["--plain-http", "--timeout", "2s", "--attempts", "1"];
     let commands: Vec<Vec<&str>> = vec![
-        vec!["pull", &oci_image, "-o", "out.wasm"],
+        vec!["pull", &oci_image, "-O", "out.wasm"],
         vec!["push", &module_arg, &image],
         vec!["inspect", &oci_image],
         vec!["render", "ctx", "--image", &image],
@@ -273,7 +273,7 @@ fn credential_helper_output_is_not_echoed() {
         registry.address
     ));
     let image = format!("oci://{}/f:v1", registry.address);
-    let run = workspace.run(&["pull", &image, "-o", "x.wasm", "--plain-http"]);
+    let run = workspace.run(&["pull", &image, "-O", "x.wasm", "--plain-http"]);
     assert!(!run.ok);
     assert!(
         run.output.contains("docker-credential-leaky") && run.output.contains("not shown"),
@@ -313,7 +313,7 @@ fn status_never_prints_credentials() {
                 &namespace.name,
                 "--plain-http",
                 "--timeout",
-                "2",
+                "2s",
                 "--attempts",
                 "1",
             ],
@@ -341,7 +341,7 @@ fn a_registry_that_never_answers_fails_in_bounded_time() {
         let image = format!("{}/filters/logger:v1", registry.address);
         let oci_image = format!("oci://{image}");
         let commands: Vec<Vec<&str>> = vec![
-            vec!["pull", &oci_image, "-o", "out.wasm"],
+            vec!["pull", &oci_image, "-O", "out.wasm"],
             vec!["push", &module_arg, &image],
             vec!["inspect", &oci_image],
             vec!["render", "ctx", "--image", &image],
@@ -359,11 +359,11 @@ fn a_registry_that_never_answers_fails_in_bounded_time() {
                         args.extend_from_slice(&[
                             "--plain-http",
                             "--timeout",
-                            "1",
+                            "1s",
                             "--attempts",
                             "2",
-                            "--retry-backoff-ms",
-                            "100",
+                            "--retry-backoff",
+                            "100ms",
                         ]);
                         let run = workspace.run(&args);
                         (command, run)
@@ -407,19 +407,23 @@ fn a_registry_that_never_answers_fails_in_bounded_time() {
 fn the_default_timeout_is_documented() {
     let run = Workspace::new().run(&["pull", "--help"]);
     assert!(run.ok);
-    assert!(run.output.contains("--timeout <SECS>"), "{}", run.output);
-    assert!(run.output.contains("[default: 30]"), "{}", run.output);
+    assert!(
+        run.output.contains("--timeout <DURATION>"),
+        "{}",
+        run.output
+    );
+    assert!(run.output.contains("[default: 30s]"), "{}", run.output);
     let run = Workspace::new().run(&[
         "pull",
         "oci://127.0.0.1:1/x:v1",
-        "-o",
+        "-O",
         "x.wasm",
         "--timeout",
         "0",
     ]);
     assert!(!run.ok);
     assert!(
-        run.output.contains("--timeout must be at least 1"),
+        run.output.contains("must be greater than 0"),
         "{}",
         run.output
     );

@@ -131,7 +131,7 @@ fn fetch_verdicts_and_pins_agree_with_istio_agent() {
             "push",
             raw_file.to_str().unwrap(),
             &at("raw:v1"),
-            "--format",
+            "--layout",
             "oci",
             "--plain-http",
         ],
@@ -221,7 +221,7 @@ fn fetch_verdicts_and_pins_agree_with_istio_agent() {
                 &[
                     "pull",
                     &reference,
-                    "-o",
+                    "-O",
                     pulled.to_str().unwrap(),
                     "--plain-http",
                 ],

@@ -329,11 +329,11 @@ fn by_default_the_lab_builds_and_loads_the_bundled_filter() {
 #[ignore = "tier envoy: runs Envoy (scripts/setup envoy func-e); scripts/test runs it"]
 fn envoy_not_ready_in_time_is_stopped_and_reported() {
     let module = module();
-    let mut lab = Lab::spawn(&["--wasm", &module, "--ready-timeout", "0"], &[]);
+    let mut lab = Lab::spawn(&["--wasm", &module, "--ready-timeout", "1ms"], &[]);
     assert!(!lab.finish(Duration::from_secs(60)).success());
     let stderr = lab.stderr.text();
     assert!(
-        stderr.contains("did not become ready within 0s"),
+        stderr.contains("did not become ready within 1ms"),
         "{stderr}"
     );
     assert_nothing_left(&lab);

@@ -60,9 +60,9 @@ impl Workspace {
         run(command)
     }
 
-    /// `deployer pull SOURCE -o OUT EXTRA...`.
+    /// `deployer pull SOURCE -O OUT EXTRA...`.
     fn pull(&self, source: &str, out: &Path, extra: &[&str]) -> Run {
-        let mut args = vec!["pull", source, "-o", out.to_str().unwrap()];
+        let mut args = vec!["pull", source, "-O", out.to_str().unwrap()];
         args.extend_from_slice(extra);
         self.run(&args, None)
     }
@@ -301,7 +301,7 @@ fn raw_oci_variant_round_trips() {
             module.to_str().unwrap(),
             &reference,
             "--plain-http",
-            "--format",
+            "--layout",
             "oci",
         ],
         None,
@@ -400,7 +400,7 @@ fn tls_registry_with_basic_auth() {
         &[
             "pull",
             &reference,
-            "-o",
+            "-O",
             out.to_str().unwrap(),
             "--ca-file",
             ca_arg,
@@ -526,7 +526,7 @@ fn docker_config_with_credential_helper_and_auths() {
     pull.env("PATH", &path).args([
         "pull",
         &reference,
-        "-o",
+        "-O",
         out.to_str().unwrap(),
         "--ca-file",
         ca.to_str().unwrap(),
@@ -575,8 +575,8 @@ fn push_with_retries(
             "--plain-http",
             "--attempts",
             "3",
-            "--retry-backoff-ms",
-            backoff_ms,
+            "--retry-backoff",
+            &format!("{backoff_ms}ms"),
         ],
         None,
     )

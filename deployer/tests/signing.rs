@@ -31,9 +31,17 @@ impl Run {
     fn assert_ok(&self, what: &str) {
         assert!(self.ok, "{what} failed:\n{}\n{}", self.stdout, self.stderr);
     }
+    /// The command could not do its work: exit status 2.
     fn assert_failed_saying(&self, needle: &str) {
+        self.assert_exit_saying(2, needle);
+    }
+    /// `verify` checked and the answer is no: exit status 1.
+    fn assert_refused_saying(&self, needle: &str) {
+        self.assert_exit_saying(1, needle);
+    }
+    fn assert_exit_saying(&self, code: i32, needle: &str) {
         assert!(!self.ok, "expected a failure, got:\n{}", self.stdout);
-        assert_eq!(self.code, Some(1), "exit status: {}", self.stderr);
+        assert_eq!(self.code, Some(code), "exit status: {}", self.stderr);
         assert!(
             self.stderr.contains(needle),
             "stderr does not say {needle:?}:\n{}",
@@ -302,8 +310,8 @@ fn cosign_signature_is_accepted_by_deployer_verify_and_only_under_its_key() {
         ],
         None,
     );
-    wrong.assert_failed_saying("no valid signature");
-    wrong.assert_failed_saying("does not match the payload under this key");
+    wrong.assert_refused_saying("no valid signature");
+    wrong.assert_refused_saying("does not match the payload under this key");
 }
 
 #[test]
@@ -322,7 +330,7 @@ fn missing_tampered_and_wrong_password_are_clear_failures() {
         &["verify", &reference, "--key", public, "--plain-http"],
         None,
     );
-    missing.assert_failed_saying("is not signed");
+    missing.assert_refused_saying("is not signed");
 
     // Wrong password: refused before any request, and neither password is echoed.
     let wrong = workspace.deployer(
@@ -379,7 +387,7 @@ fn missing_tampered_and_wrong_password_are_clear_failures() {
             &["verify", &reference, "--key", public, "--plain-http"],
             None,
         )
-        .assert_failed_saying("is not signed");
+        .assert_refused_saying("is not signed");
 
     // Tampered: a valid signature with one byte of its DER changed, re-uploaded.
     workspace
@@ -430,8 +438,8 @@ fn missing_tampered_and_wrong_password_are_clear_failures() {
         &["verify", &reference, "--key", public, "--plain-http"],
         None,
     );
-    tampered.assert_failed_saying("no valid signature");
-    tampered.assert_failed_saying("does not match the payload");
+    tampered.assert_refused_saying("no valid signature");
+    tampered.assert_refused_saying("does not match the payload");
     // cosign agrees.
     let cosign = workspace.cosign(&[
         "verify",
@@ -513,7 +521,7 @@ fn an_index_is_signed_and_verified_at_the_linux_amd64_image_istio_pulls() {
             &["verify", &at("arm64"), "--key", public, "--plain-http"],
             None,
         )
-        .assert_failed_saying("is not signed");
+        .assert_refused_saying("is not signed");
     // cosign finds our signature on the child digest.
     workspace
         .cosign(&[

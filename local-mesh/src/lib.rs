@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use deployer::cluster::{Cluster, ConnectOptions};
+use deployer::process::{Pid, Signal};
 
 pub use loopback::Cidr;
 
@@ -269,10 +270,11 @@ fn kill_strays(dir: &Path) {
             .file_name()
             .to_str()
             .and_then(|n| n.parse::<i32>().ok())
+            .and_then(Pid::new)
         else {
             continue;
         };
-        if pid <= 1 || u32::try_from(pid) == Ok(own) {
+        if u32::try_from(pid.raw()) == Ok(own) {
             continue;
         }
         let in_dir =
@@ -282,8 +284,8 @@ fn kill_strays(dir: &Path) {
                 "local-mesh: killing stray process {pid} left in {}",
                 dir.display()
             );
-            // SAFETY: a plain syscall on a positive pid whose working directory is ours.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // A pid whose working directory is ours; gone already is fine.
+            let _ = pid.signal(Signal::KILL);
         }
     }
 }

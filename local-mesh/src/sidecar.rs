@@ -12,6 +12,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufRead
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
+use deployer::process::{self, Pid, Signal};
+
 use crate::logfile::LogFile;
 use crate::pod::{MeshPod, downward_api_file};
 use crate::{Error, Shared, objects};
@@ -194,17 +196,9 @@ fn spawn_agent(shared: &Shared, pod: &MeshPod, dir: &Path, ports: &Ports) -> Res
         .stderr(Stdio::piped())
         // Its own group: Envoy joins it, so one signal to the group reaches both.
         .process_group(0);
-    // SAFETY: prctl is async-signal-safe and touches only the calling (child) process.
-    unsafe {
-        command.pre_exec(|| {
-            // The agent dies with local-mesh (Envoy is then killed through the group or by
-            // the next start's sweep of strays).
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    // The agent dies with local-mesh (Envoy is then killed through the group or by the next
+    // start's sweep of strays).
+    process::die_with_parent(command.as_std_mut(), Signal::KILL);
     command.spawn().map_err(|source| Error::Io {
         what: "cannot start pilot-agent (through unshare)",
         path: shared.options.pilot_agent.clone(),
@@ -228,14 +222,11 @@ fn pump(
     });
 }
 
-fn signal_group(pgid: u32, signal: i32) {
-    let Ok(pgid) = i32::try_from(pgid) else {
-        return;
-    };
-    // Never 0 or 1: kill(-0) and kill(-1) would reach far more than this pod's processes.
-    if pgid > 1 {
-        // SAFETY: a plain syscall; the group is the agent's own.
-        unsafe { libc::kill(-pgid, signal) };
+/// The agent's group; `Pid` refuses 0 and 1, which would reach far more than this pod's
+/// processes. An error means the group is gone already.
+fn signal_group(pgid: u32, signal: Signal) {
+    if let Some(pgid) = Pid::new(pgid) {
+        let _ = pgid.signal_group(signal);
     }
 }
 
@@ -243,12 +234,12 @@ fn signal_group(pgid: u32, signal: i32) {
 /// process group.
 async fn terminate(child: &mut Child) {
     let Some(pid) = child.id() else { return };
-    if let Ok(raw) = i32::try_from(pid) {
-        // SAFETY: a plain syscall on our own, not yet reaped, child.
-        unsafe { libc::kill(raw, libc::SIGTERM) };
+    // Our own, not yet reaped, child: the pid is still its.
+    if let Some(pid) = Pid::new(pid) {
+        let _ = pid.signal(Signal::TERM);
     }
     let _ = tokio::time::timeout(STOP_GRACE, child.wait()).await;
-    signal_group(pid, libc::SIGKILL);
+    signal_group(pid, Signal::KILL);
     let _ = child.wait().await;
 }
 
@@ -438,7 +429,7 @@ pub async fn run(shared: Arc<Shared>, pod: MeshPod, mut stop: watch::Receiver<bo
             break;
         };
         if let Some(pgid) = state.agent_pid {
-            signal_group(pgid, libc::SIGKILL);
+            signal_group(pgid, Signal::KILL);
         }
         let status = status
             .map(|s| s.to_string())

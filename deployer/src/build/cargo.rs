@@ -91,19 +91,9 @@ fn run(
     } else {
         Stdio::inherit()
     });
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    #[cfg(target_os = "linux")]
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        command.pre_exec(|| {
-            // A killed deployer takes its cargo along instead of leaving it holding the
-            // target dir lock; SIGTERM lets cargo stop its own rustc jobs.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    // A killed deployer takes its cargo along instead of leaving it holding the target dir
+    // lock; SIGTERM lets cargo stop its own rustc jobs.
+    crate::process::die_with_parent(&mut command, crate::process::Signal::TERM);
     let mut child = command.spawn().map_err(|source| Error::Spawn {
         program: "cargo".into(),
         source,

@@ -40,10 +40,20 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
-impl Cluster {
-    /// Loads the kubeconfig (`--kubeconfig`, else `$KUBECONFIG`, else ~/.kube/config) and builds a
-    /// client for the context. No request is sent yet.
-    pub async fn connect(options: &ConnectOptions) -> Result<Self, Error> {
+/// A context's client configuration, read from the kubeconfig the one way every client of
+/// the deployer reads it (the API clients here, the log streams of `logs -f`).
+pub(crate) struct Loaded {
+    /// With the connect, read and write bounds set.
+    pub config: kube::Config,
+    pub context: String,
+    /// Who we are, for RBAC errors (kubeconfig user name).
+    pub user: String,
+}
+
+impl Loaded {
+    /// Loads the kubeconfig (`--kubeconfig`, else `$KUBECONFIG`, else ~/.kube/config) and
+    /// resolves the context (`--context`, else current-context).
+    pub async fn load(options: &ConnectOptions) -> Result<Self, Error> {
         let kubeconfig = match &options.kubeconfig {
             Some(path) => Kubeconfig::read_from(path),
             None => Kubeconfig::read(),
@@ -91,19 +101,39 @@ impl Cluster {
         config.connect_timeout = Some(CONNECT_TIMEOUT);
         config.read_timeout = Some(REQUEST_TIMEOUT);
         config.write_timeout = Some(REQUEST_TIMEOUT);
-        let server = config
+        Ok(Self {
+            config,
+            context,
+            user,
+        })
+    }
+
+    /// The client (no request is sent yet).
+    // The module's one error type, as every cluster call returns it; built once per command.
+    #[allow(clippy::result_large_err)]
+    pub fn client(self) -> Result<kube::Client, Error> {
+        crate::tls::install_crypto_provider();
+        kube::Client::try_from(self.config).map_err(|err| Error::Context {
+            context: self.context,
+            message: err.to_string(),
+        })
+    }
+}
+
+impl Cluster {
+    /// Builds a client for the context `options` name. No request is sent yet.
+    pub async fn connect(options: &ConnectOptions) -> Result<Self, Error> {
+        let loaded = Loaded::load(options).await?;
+        let server = loaded
+            .config
             .cluster_url
             .to_string()
             .trim_end_matches('/')
             .to_string();
-        let default_namespace = config.default_namespace.clone();
-        crate::tls::install_crypto_provider();
-        let client = kube::Client::try_from(config).map_err(|err| Error::Context {
-            context: context.clone(),
-            message: err.to_string(),
-        })?;
+        let default_namespace = loaded.config.default_namespace.clone();
+        let (context, user) = (loaded.context.clone(), loaded.user.clone());
         Ok(Self {
-            client,
+            client: loaded.client()?,
             context,
             server,
             default_namespace,

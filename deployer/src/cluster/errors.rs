@@ -41,18 +41,8 @@ impl From<kube::Error> for Failure {
                 message: status.message.clone(),
             },
             other => {
-                // The chain carries the useful part ("Connection refused"); hyper repeats
-                // layers ("client error (Connect)"), so only new text is appended.
-                let mut message = other.to_string();
-                let mut source = std::error::Error::source(&other);
-                while let Some(cause) = source {
-                    let text = cause.to_string();
-                    if !message.contains(&text) {
-                        message = format!("{message}: {text}");
-                    }
-                    source = cause.source();
-                }
-                Failure::Transport(message)
+                // The chain carries the useful part ("Connection refused").
+                Failure::Transport(crate::error_chain::flatten(&other))
             }
         }
     }

@@ -3,20 +3,21 @@
 //! and server-side apply it to one or more clusters. Everything that can fail without a write
 //! (flags, validation, digest, credentials, the CRD, the API server's dry run when more than
 //! one write follows) is done for every context before the first write.
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use deployer::cluster::pull_secret::{self, RegistryCredential};
-use deployer::cluster::{Applied, Cluster, ConnectOptions, DryRun};
-use deployer::oci::{self, Credentials, ImageRef, RegistryArgs};
+use deployer::cluster::{Applied, Cluster, DryRun};
+use deployer::oci::{self, Credentials, RegistryArgs};
+use deployer::output::{ObjectFormat, print_objects, print_value};
 use deployer::plugin::flags::{Draft, SpecFlags};
 use deployer::plugin::image::ImageSource;
 use deployer::plugin::spec::WasmPluginManifest;
-use deployer::sign::{self, PublicKey};
 use kube::api::DynamicObject;
 
+use super::args::{ClusterArgs, DryRunArgs, DryRunMode, VerifyArgs, check, pin, verify_pinned};
+
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("namespace", |arg| arg.help(NAMESPACE_HELP)), after_long_help = EXAMPLES)]
 pub struct Args {
     /// WasmPlugin / TrafficExtension name (default: metadata.name from -f).
     pub name: Option<String>,
@@ -29,128 +30,28 @@ pub struct Args {
     /// Take over fields another field manager owns (server-side apply conflicts).
     #[arg(long)]
     pub force_conflicts: bool,
-    /// client: check and print, send nothing; server: the API server checks, stores nothing.
-    #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, require_equals = true, default_missing_value = "client")]
-    pub dry_run: Option<DryRunMode>,
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
     /// Create/update a kubernetes.io/dockerconfigjson Secret in the plugin's namespace with only
     /// this image's registry credentials (from the docker config) and reference it.
     #[arg(long)]
     pub pull_secret_from_docker_config: bool,
-    /// Print the applied object(s) instead of one line per cluster.
+    /// Print the applied object(s) as yaml or json instead of one line per cluster.
     #[arg(short = 'o', long, value_enum)]
     pub output: Option<ObjectFormat>,
     #[command(flatten)]
     pub verify: VerifyArgs,
 }
 
-/// Shared by apply and render: refuse an image without a valid cosign signature.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct VerifyArgs {
-    /// Public key (PEM, e.g. cosign.pub): refuse, before any write, unless the pinned image
-    /// (the manifest Istio pulls) has a valid cosign signature by it; the key's fingerprint is
-    /// recorded in the `wasm-deployer.io/verified-key` annotation.
-    #[arg(long, value_name = "FILE")]
-    pub verify_key: Option<PathBuf>,
-}
+/// -f can name the namespace too.
+const NAMESPACE_HELP: &str =
+    "Namespace of the plugin (default: -f's metadata.namespace, else the context's namespace)";
 
-/// The annotation that records which key vouched for the image at apply time.
-pub const VERIFIED_KEY_ANNOTATION: &str = "wasm-deployer.io/verified-key";
-
-impl VerifyArgs {
-    /// Reads the key (offline, before the registry is asked anything).
-    pub fn load(&self) -> anyhow::Result<Option<PublicKey>> {
-        Ok(self
-            .verify_key
-            .as_deref()
-            .map(PublicKey::load)
-            .transpose()?)
-    }
-}
-
-/// Refuses unless the image the pinned url names carries a valid signature by `key`, then
-/// records the key's fingerprint on the draft.
-pub async fn verify_pinned(
-    draft: &mut Draft,
-    key: &PublicKey,
-    registry: &oci::Options,
-) -> anyhow::Result<()> {
-    verify_url(&draft.spec.url, key, registry).await?;
-    draft
-        .annotations
-        .insert(VERIFIED_KEY_ANNOTATION.to_string(), key.fingerprint.clone());
-    Ok(())
-}
-
-/// Refuses unless `url` is an oci:// url pinned to a digest whose image (the manifest Istio
-/// pulls) carries a valid signature by `key`.
-pub async fn verify_url(url: &str, key: &PublicKey, registry: &oci::Options) -> anyhow::Result<()> {
-    let ImageSource::Oci(reference) = ImageSource::parse(url)? else {
-        anyhow::bail!(
-            "--verify-key checks cosign signatures of OCI images; {url} is not an oci:// url"
-        );
-    };
-    if reference.digest().is_none() {
-        // A tag can move between the check and Istio's pull: only a digest is what was checked.
-        anyhow::bail!(
-            "--verify-key needs the url pinned to a digest (drop --no-pin, or give REF@sha256:...)"
-        );
-    }
-    let refusal = || format!("refusing {url}: nothing was written");
-    // The digest Istio compares: for an index, its linux/amd64 entry's.
-    let digest = oci::resolve_digest(&reference.to_string(), registry)
-        .await
-        .with_context(refusal)?;
-    sign::verify_digest(&reference, &digest, key, registry)
-        .await
-        .with_context(refusal)?;
-    Ok(())
-}
-
-/// Which clusters and namespace: shared by apply, delete, list and rollback.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ClusterArgs {
-    /// Namespace of the plugin (default: -f's metadata.namespace, else the context's namespace).
-    #[arg(short = 'n', long)]
-    pub namespace: Option<String>,
-    /// kubeconfig context; repeat to act on several clusters (default: current-context).
-    #[arg(long = "context", value_name = "NAME")]
-    pub contexts: Vec<String>,
-    /// kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DryRunMode {
-    Client,
-    Server,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ObjectFormat {
-    Yaml,
-    Json,
-}
-
-impl ClusterArgs {
-    /// Builds a client per context (no request yet); fails before any write if one is unusable.
-    pub async fn connect_all(&self) -> anyhow::Result<Vec<Cluster>> {
-        let contexts: Vec<Option<String>> = if self.contexts.is_empty() {
-            vec![None]
-        } else {
-            self.contexts.iter().cloned().map(Some).collect()
-        };
-        let mut clusters = Vec::new();
-        for context in contexts {
-            let options = ConnectOptions {
-                kubeconfig: self.kubeconfig.clone(),
-                context,
-            };
-            clusters.push(Cluster::connect(&options).await?);
-        }
-        Ok(clusters)
-    }
-}
+const EXAMPLES: &str = "Examples:
+  deployer apply context-logger -n demo --image localhost:5000/filters/logger:v1 --selector app=web
+  deployer apply -f wasmplugin.yaml --context staging --context prod
+  deployer apply context-logger -n demo --image ghcr.io/acme/logger:v1 --dry-run=server -o yaml
+  deployer apply context-logger -n demo --image ghcr.io/acme/logger:v1 --verify-key cosign.pub";
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut draft = args
@@ -178,7 +79,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         draft.spec.image_pull_secret = Some(format!("{}-pull", draft.name));
     }
 
-    if args.dry_run == Some(DryRunMode::Client) {
+    if args.dry_run.mode == Some(DryRunMode::Client) {
         // Nothing is sent; the namespace falls back to the context's when a kubeconfig exists.
         let clusters = args.cluster.connect_all().await.unwrap_or_default();
         let namespace = draft
@@ -218,11 +119,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         check(&draft, &namespace, args.spec.skip_client_validation)?;
         plans.push((cluster, draft.manifest(&namespace)));
     }
-    let dry_run = if args.dry_run == Some(DryRunMode::Server) {
-        DryRun::Server
-    } else {
-        DryRun::Off
-    };
+    let dry_run = args.dry_run.server();
     let writes = plans.len() * if credential.is_some() { 2 } else { 1 };
     for (cluster, manifest) in &plans {
         cluster.ensure_crd_of(manifest.kind).await?;
@@ -349,31 +246,6 @@ fn context_note(plans: &[(Cluster, WasmPluginManifest)], cluster: &Cluster) -> S
     }
 }
 
-pub fn check(draft: &Draft, namespace: &str, skip: bool) -> anyhow::Result<()> {
-    if !skip {
-        draft.validate(namespace)?;
-    }
-    Ok(())
-}
-
-/// Digest pinning: a tag becomes `oci://REPO@sha256:...` plus `sha256`, resolved once at the
-/// registry before anything is written anywhere.
-pub async fn pin(draft: &mut Draft, no_pin: bool, registry: &oci::Options) -> anyhow::Result<()> {
-    if let Some(reference) = draft.needs_pin(no_pin)? {
-        let digest = resolve_digest(&reference, registry).await?;
-        draft.pin(&reference, &digest);
-    }
-    Ok(())
-}
-
-async fn resolve_digest(reference: &ImageRef, registry: &oci::Options) -> anyhow::Result<String> {
-    oci::resolve_digest(&reference.to_string(), registry)
-        .await
-        .with_context(|| {
-            format!("cannot pin {reference} to a digest (use --no-pin to keep the tag)")
-        })
-}
-
 /// The image registry's credentials from the docker config, as the pull Secret will hold them:
 /// the `auths` key and the credential.
 fn docker_config_credential(draft: &Draft) -> anyhow::Result<(String, RegistryCredential)> {
@@ -404,23 +276,4 @@ fn docker_config_credential(draft: &Draft) -> anyhow::Result<(String, RegistryCr
         ),
     };
     Ok((oci::auth::secret_key(&registry), credential))
-}
-
-pub fn print_value(value: &serde_json::Value, format: ObjectFormat) -> anyhow::Result<()> {
-    match format {
-        ObjectFormat::Json => println!("{}", serde_json::to_string_pretty(value)?),
-        // Not serde_yaml: its plain `yes`/`on`/`1_000` read back as booleans and numbers in
-        // kubectl and helm (YAML 1.1), so the file would not be what apply sends.
-        ObjectFormat::Yaml => print!("{}", deployer::output::yaml::to_string(value)),
-    }
-    Ok(())
-}
-
-/// One object as itself; several as a `v1 List`, as kubectl prints them.
-pub fn print_objects(objects: &[&DynamicObject], format: ObjectFormat) -> anyhow::Result<()> {
-    let value = match objects {
-        [one] => serde_json::to_value(one)?,
-        many => serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": many }),
-    };
-    print_value(&value, format)
 }

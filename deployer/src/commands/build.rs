@@ -7,12 +7,11 @@ use std::time::Instant;
 use anyhow::Context;
 use deployer::build::{self, Built, Request};
 use deployer::module::{self, Report};
-use deployer::output::{self, Format};
+use deployer::output::{self, Format, human_size};
 use serde_json::json;
 
-use super::inspect::human_size;
-
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = EXAMPLES)]
 pub struct Args {
     /// Cargo.toml of the crate (or its directory) to build instead of the bundled filter.
     #[arg(long, value_name = "PATH")]
@@ -20,10 +19,18 @@ pub struct Args {
     /// Package to build in that workspace (default: context-logger, else the only cdylib crate).
     #[arg(short, long, value_name = "NAME")]
     pub package: Option<String>,
-    /// Output format; json and yaml are for scripts (cargo's output is then shown only on failure).
+    /// Output format: text, json or yaml (for scripts; cargo's output is then shown only on
+    /// failure).
     #[arg(short, long, value_enum, default_value_t)]
     pub output: Format,
 }
+
+const EXAMPLES: &str = "Examples:
+  deployer build                                   # the bundled filter
+  deployer build --manifest-path ../my-filter -p my-filter
+  deployer build -o json | jq -r .module
+
+Exit status: 0 built and loadable, 1 built but Envoy would not load it, 2 could not build.";
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let request = Request {
@@ -42,17 +49,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("build task panicked")??;
     let seconds = started.elapsed().as_secs_f64();
 
-    match args.output {
-        Format::Text => print!("{}", render_text(&built, &report, seconds)),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&machine_view(&built, &report, seconds))?
-        ),
-        Format::Yaml => print!(
-            "{}",
-            serde_yaml::to_string(&machine_view(&built, &report, seconds))?
-        ),
-    }
+    output::print(args.output, &machine_view(&built, &report, seconds), || {
+        render_text(&built, &report, seconds)
+    })?;
     Ok(if report.loadable() {
         ExitCode::SUCCESS
     } else {

@@ -4,9 +4,10 @@ use std::process::ExitCode;
 use deployer::cluster::DryRun;
 use deployer::plugin::spec::KindChoice;
 
-use super::apply::{ClusterArgs, DryRunMode};
+use super::args::{ClusterArgs, DryRunArgs, DryRunMode};
 
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = EXAMPLES)]
 pub struct Args {
     /// WasmPlugin name.
     pub name: String,
@@ -19,10 +20,14 @@ pub struct Args {
     /// Succeed when the plugin does not exist.
     #[arg(long)]
     pub ignore_not_found: bool,
-    /// server: the API server checks the delete and keeps the object.
-    #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, require_equals = true, default_missing_value = "client")]
-    pub dry_run: Option<DryRunMode>,
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
 }
+
+const EXAMPLES: &str = "Examples:
+  deployer delete context-logger -n demo
+  deployer delete context-logger -n demo --kind te --ignore-not-found
+  deployer delete context-logger --context staging --context prod --dry-run=server";
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let clusters = args.cluster.connect_all().await?;
@@ -47,7 +52,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .resolve_kind(args.kind, &namespace, &args.name)
             .await?;
         let resource = kind.singular_resource();
-        let dry_run = match args.dry_run {
+        let dry_run = match args.dry_run.mode {
             Some(DryRunMode::Client) => {
                 // Client dry run: only check that there is something to delete.
                 if cluster

@@ -5,24 +5,32 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use deployer::module::{self, Report};
-use deployer::output::Format;
+use deployer::oci::{self, ImageRef, RegistryArgs, Verdict};
+use deployer::output::{self, Format, human_size};
 
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = EXAMPLES)]
 pub struct Args {
     /// Module to inspect: a .wasm file, or oci://REF (fetched by Istio's rules).
     pub module: String,
-    /// Output format; json and yaml are for scripts.
+    /// Output format: text, json or yaml (json and yaml are for scripts).
     #[arg(short, long, value_enum, default_value_t)]
     pub output: Format,
     /// Registry options, used with oci://REF.
     #[command(flatten)]
-    pub registry: deployer::oci::RegistryArgs,
+    pub registry: RegistryArgs,
 }
 
+const EXAMPLES: &str = "Examples:
+  deployer inspect target/wasm32-wasip1/wasm-release/context_logger.wasm
+  deployer inspect oci://localhost:5000/filters/logger:v1 --plain-http
+  deployer inspect logger.wasm -o json | jq .exports
+
+Exit status: 0 loadable (and for oci://, fetchable by Istio), 1 not, 2 could not check.";
+
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    // Seam for registry images: the OCI branch plugs in here and yields a Report the same way.
     if args.module.starts_with("oci://") {
-        return super::pull::inspect_oci(&args.module, args.registry, args.output).await;
+        return inspect_oci(&args.module, args.registry, args.output).await;
     }
     let path = Path::new(&args.module);
     let report = tokio::task::spawn_blocking({
@@ -39,15 +47,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-pub fn print(source: &str, report: &Report, format: Format) -> anyhow::Result<()> {
-    match format {
-        Format::Text => print!("{}", render_text(source, report)),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&machine_view(source, report)?)?
-        ),
-        Format::Yaml => print!("{}", serde_yaml::to_string(&machine_view(source, report)?)?),
-    }
+fn print(source: &str, report: &Report, format: Format) -> anyhow::Result<()> {
+    output::print(format, &machine_view(source, report)?, || {
+        render_text(source, report)
+    })?;
     Ok(())
 }
 
@@ -61,12 +64,72 @@ fn machine_view(source: &str, report: &Report) -> anyhow::Result<serde_json::Val
     Ok(value)
 }
 
-pub fn human_size(bytes: u64) -> String {
-    if bytes < 1024 {
-        format!("{bytes} bytes")
-    } else {
-        format!("{bytes} bytes ({:.1} KiB)", bytes as f64 / 1024.0)
+/// `deployer inspect oci://REF`: fetch by Istio's rules, then the module report and the verdict
+/// "Istio-compatible: yes/no (why)". Succeeds only when Istio would fetch it and Envoy load it.
+async fn inspect_oci(
+    reference: &str,
+    registry: RegistryArgs,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let reference = ImageRef::parse(reference)?;
+    let options = registry.into_options()?;
+    let spinner = output::spinner(format!("fetching {reference}"));
+    let fetched = oci::fetch(&reference, &options).await;
+    if let Some(spinner) = spinner {
+        spinner.finish_and_clear();
     }
+    let fetched = fetched?;
+    let report = fetched.module.as_deref().map(deployer::module::inspect);
+    let (compatible, why) = match &fetched.verdict {
+        Verdict::Compatible(layout) => (true, layout.to_string()),
+        Verdict::Rejected(reason) => (false, reason.clone()),
+    };
+    let source = format!("oci://{reference}");
+    let value = serde_json::json!({
+        "source": source,
+        "digest": fetched.manifest_digest,
+        "url": fetched.pinned_url(),
+        "index": fetched.index.as_ref().map(|index| serde_json::json!({
+            "digest": index.index_digest,
+            "platform": index.platform,
+        })),
+        "istio_compatible": compatible,
+        "istio_reason": why,
+        "loadable": report.as_ref().map(|report| report.loadable()),
+        "module": report,
+    });
+    output::print(format, &value, || {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(out, "image    {source}");
+        let _ = writeln!(out, "digest   {}", fetched.manifest_digest);
+        if let Some(index) = &fetched.index {
+            let _ = writeln!(
+                out,
+                "index    {} ({} entry, the one Istio's agent fetches)",
+                index.index_digest, index.platform
+            );
+        }
+        let _ = writeln!(out, "url      {}", fetched.pinned_url());
+        match &report {
+            Some(report) => {
+                let _ = writeln!(out);
+                out.push_str(&render_text(&source, report));
+            }
+            None => {
+                let _ = writeln!(out, "\nno wasm module found in the image");
+            }
+        }
+        let yes = if compatible { "yes" } else { "no" };
+        let _ = writeln!(out, "Istio-compatible: {yes} ({why})");
+        out
+    })?;
+    let loadable = report.as_ref().is_some_and(|report| report.loadable());
+    Ok(if compatible && loadable {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn render_text(source: &str, report: &Report) -> String {

@@ -8,21 +8,28 @@ use deployer::plugin::wire_enum::WireEnum;
 use kube::api::DynamicObject;
 use serde::Serialize;
 
-use super::apply::ClusterArgs;
+use super::args::ClusterArgs;
 
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = EXAMPLES)]
 pub struct Args {
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    /// List across all namespaces.
     /// Only this kind: wasmplugin (wp) or trafficextension (te); auto lists both.
     #[arg(long, value_enum, default_value = "auto", ignore_case = true)]
     pub kind: KindChoice,
+    /// List across all namespaces.
     #[arg(short = 'A', long, conflicts_with = "namespace")]
     pub all_namespaces: bool,
+    /// Output format: text (a table), json or yaml.
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: Format,
 }
+
+const EXAMPLES: &str = "Examples:
+  deployer list -n demo
+  deployer list -A -o json
+  deployer list --kind te --context staging --context prod";
 
 #[derive(Debug, Serialize)]
 struct Row {
@@ -62,11 +69,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-        Format::Yaml => print!("{}", serde_yaml::to_string(&rows)?),
-        Format::Text => print_table(&rows, clusters.len() > 1),
-    }
+    deployer::output::print(args.output, &rows, || {
+        // The table prints itself (and its "none found" note on stderr).
+        print_table(&rows, clusters.len() > 1);
+        String::new()
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

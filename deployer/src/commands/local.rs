@@ -14,6 +14,7 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Run a proxy-wasm module in a local Envoy (started with func-e) and stream its `wasm log`
 /// lines until Ctrl+C.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = EXAMPLES)]
 pub struct Args {
     /// Port of the lab listener on 127.0.0.1.
     #[arg(long, default_value_t = 18000, value_parser = clap::value_parser!(u16).range(1..))]
@@ -48,10 +49,16 @@ pub struct Args {
     /// Envoy binary [default: the set-up cache's (Envoy 1.40), else PATH's].
     #[arg(long, value_name = "PATH")]
     pub envoy: Option<PathBuf>,
-    /// Seconds to wait for Envoy to become ready.
-    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
-    pub ready_timeout: u64,
+    /// How long to wait for Envoy to become ready (e.g. 30s, 2m).
+    #[arg(long, default_value = "30s", value_name = "DURATION",
+          value_parser = deployer::duration::positive)]
+    pub ready_timeout: Duration,
 }
+
+const EXAMPLES: &str = "Examples:
+  deployer local                                   # build the filter, run it, stream its logs
+  deployer local --wasm logger.wasm --config config.yaml --port 18080
+  deployer local --wasm logger.wasm --print-config > envoy.yaml";
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let module = match &args.wasm {
@@ -101,12 +108,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let started = Instant::now();
     eprintln!("{}", starting_banner(&launch, &lab, &tools.envoy));
-    let mut running = Running::start(
-        &launch,
-        admin_file,
-        args.port,
-        Duration::from_secs(args.ready_timeout),
-    )?;
+    let mut running = Running::start(&launch, admin_file, args.port, args.ready_timeout)?;
     loop {
         tokio::select! {
             event = running.next() => match event {

@@ -3,12 +3,11 @@
 //! `-f` it also reads the pods the plugin selects that appear later, and stops reading deleted ones.
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deployer::cluster::{Cluster, ConnectOptions};
+use deployer::cluster::Cluster;
 use deployer::mesh::pods::{self, LogWindow};
 use deployer::mesh::{PROXY_CONTAINER, PodView, follow, logline, select};
 use futures::{AsyncBufReadExt, StreamExt};
@@ -18,18 +17,20 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::AbortHandle;
 use tokio::time::MissedTickBehavior;
 
+use super::args::{ClusterArgs, one_context};
+
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("contexts", one_context), after_long_help = EXAMPLES)]
 pub struct Args {
-    /// The WasmPlugin's name.
+    /// The WasmPlugin's (or TrafficExtension's) name.
     pub name: String,
-    /// Namespace of the WasmPlugin (default: the kubeconfig context's).
-    #[arg(short = 'n', long)]
-    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// Keep streaming new lines.
     #[arg(short = 'f', long)]
     pub follow: bool,
-    /// Only lines newer than this (kubectl's syntax: 30s, 5m, 1.5h, 500ms; 0 means all).
-    #[arg(long, value_name = "DURATION", value_parser = pods::parse_duration)]
+    /// Only lines newer than this (e.g. 30s, 5m, 1.5h, 2h45m, 500ms; 0 means all).
+    #[arg(long, value_name = "DURATION", value_parser = deployer::duration::since_seconds)]
     pub since: Option<i64>,
     /// Only the last N lines of each pod's log (counted before filtering, like kubectl).
     #[arg(long, value_name = "N")]
@@ -46,13 +47,12 @@ pub struct Args {
     /// is one, else the TrafficExtension.
     #[arg(long, value_enum, default_value = "auto", ignore_case = true)]
     pub kind: deployer::plugin::spec::KindChoice,
-    /// Kubeconfig context (default: the current one).
-    #[arg(long)]
-    pub context: Option<String>,
-    /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
-    #[arg(long, value_name = "PATH")]
-    pub kubeconfig: Option<PathBuf>,
 }
+
+const EXAMPLES: &str = "Examples:
+  deployer logs context-logger -n demo
+  deployer logs context-logger -n demo -f --since 5m
+  deployer logs context-logger --all --tail 100 --context staging";
 
 /// How often `-f` lists the selected pods to read new ones and stop reading deleted ones. A
 /// bounded poll rather than a watch: one list call (filtered by the selector) every two seconds
@@ -85,15 +85,9 @@ enum Message {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let connect = ConnectOptions {
-        kubeconfig: args.kubeconfig.clone(),
-        context: args.context.clone(),
-    };
+    let connect = args.cluster.connect_options_one();
     let cluster = Cluster::connect(&connect).await?;
-    let namespace = args
-        .namespace
-        .clone()
-        .unwrap_or_else(|| cluster.default_namespace.clone());
+    let namespace = args.cluster.namespace_in(&cluster);
     let plugin = deployer::mesh::plugin::find(&cluster, args.kind, &namespace, &args.name).await?;
     if !plugin.targets_workloads() {
         anyhow::bail!(

@@ -12,11 +12,10 @@
 //! which need traffic and `wasm:info`): the API server is the only way into a pod this tool
 //! has, and Envoy's config dump is not reachable through it.
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use deployer::cluster::{Cluster, ConnectOptions, DryRun};
+use deployer::cluster::{Cluster, DryRun};
 use deployer::mesh::migrate::{self, PodLines};
 use deployer::mesh::pods::{self, LogWindow};
 use deployer::mesh::{Plugin, PodView};
@@ -24,15 +23,17 @@ use deployer::plugin::spec::Kind;
 use futures::AsyncReadExt;
 use k8s_openapi::jiff::Timestamp;
 
-use super::apply::{ObjectFormat, print_value};
+use deployer::output::{ObjectFormat, print_value};
+
+use super::args::{ClusterArgs, one_context};
 
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("contexts", one_context), after_long_help = EXAMPLES)]
 pub struct Args {
     /// The WasmPlugin's name (the TrafficExtension gets the same).
     pub name: String,
-    /// Namespace of the WasmPlugin (default: the kubeconfig context's).
-    #[arg(short = 'n', long)]
-    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// Delete the WasmPlugin first, then apply the TrafficExtension: never two filters on a
     /// request, but requests in the gap skip the filter (the gap is reported).
     #[arg(long)]
@@ -40,20 +41,22 @@ pub struct Args {
     /// Show the plan and the TrafficExtension, check it with the API server, change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Seconds to wait for every selected sidecar to run the TrafficExtension.
-    #[arg(long, default_value_t = 120)]
-    pub timeout: u64,
+    /// How long to wait for every selected sidecar to run the TrafficExtension (e.g. 90s, 5m).
+    #[arg(long, value_name = "DURATION", default_value = "2m",
+          value_parser = deployer::duration::positive)]
+    pub timeout: Duration,
     /// Take over fields another field manager owns (server-side apply conflicts).
     #[arg(long)]
     pub force_conflicts: bool,
-    /// Print the result as JSON (measured windows in seconds per pod).
+    /// Print the result as yaml or json (measured windows in seconds per pod).
     #[arg(short = 'o', long, value_enum)]
     pub output: Option<ObjectFormat>,
-    #[arg(long)]
-    pub context: Option<String>,
-    #[arg(long, value_name = "PATH")]
-    pub kubeconfig: Option<PathBuf>,
 }
+
+const EXAMPLES: &str = "Examples:
+  deployer migrate context-logger -n demo --dry-run
+  deployer migrate context-logger -n demo --timeout 5m
+  deployer migrate context-logger -n demo --break-before-make -o json";
 
 /// How often the sidecars' logs are read while waiting.
 const POLL: Duration = Duration::from_millis(500);
@@ -80,15 +83,8 @@ struct Report {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let cluster = Cluster::connect(&ConnectOptions {
-        kubeconfig: args.kubeconfig.clone(),
-        context: args.context.clone(),
-    })
-    .await?;
-    let namespace = args
-        .namespace
-        .clone()
-        .unwrap_or_else(|| cluster.default_namespace.clone());
+    let cluster = args.cluster.connect_one().await?;
+    let namespace = args.cluster.namespace_in(&cluster);
     let name = args.name.as_str();
     cluster.ensure_crd_of(Kind::WasmPlugin).await?;
     cluster.ensure_crd_of(Kind::TrafficExtension).await?;
@@ -224,7 +220,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             pods.len()
         ));
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
+    let deadline = tokio::time::Instant::now() + args.timeout;
     let mut seen = loop {
         let seen = read_lines(&cluster, &plugin, &pods, started).await?;
         if let Some((pod, lines)) = seen.iter().find(|(_, l)| !l.errors.is_empty()) {
@@ -254,9 +250,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "both are applied and the WasmPlugin stays until you delete it (`deployer delete --kind wp`)"
             };
             anyhow::bail!(
-                "no `wasm log {namespace}.{name}` line from {} after {}s ({state}); send traffic to those pods and check they log wasm at info (`deployer status {name} -n {namespace} --kind te`)",
+                "no `wasm log {namespace}.{name}` line from {} after {} ({state}); send traffic to those pods and check they log wasm at info (`deployer status {name} -n {namespace} --kind te`)",
                 waiting.join(", "),
-                args.timeout
+                jiff::SignedDuration::try_from(args.timeout)
+                    .map(|duration| format!("{duration:#}"))
+                    .unwrap_or_default()
             );
         }
         tokio::time::sleep(POLL).await;

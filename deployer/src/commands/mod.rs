@@ -4,8 +4,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod apply;
+pub mod args;
 pub mod build;
+pub mod completion;
 pub mod delete;
+pub mod history;
 pub mod inspect;
 pub mod list;
 pub mod local;
@@ -23,7 +26,8 @@ pub mod verify;
 #[command(
     name = "deployer",
     version,
-    about = "Take a proxy-wasm filter from source to a running Istio mesh"
+    about = "Take a proxy-wasm filter from source to a running Istio mesh",
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -42,7 +46,7 @@ pub enum Command {
     Pull(pull::Args),
     /// Sign an image in cosign's format (a sha256-<hex>.sig image beside it).
     Sign(sign::Args),
-    /// Check an image's cosign signature against a public key (exit 0 valid, 1 not).
+    /// Check an image's cosign signature against a public key (exit 0 valid, 1 not, 2 could not check).
     Verify(verify::Args),
     /// Create or update an Istio WasmPlugin or TrafficExtension (server-side apply).
     Apply(apply::Args),
@@ -56,13 +60,27 @@ pub enum Command {
     Migrate(migrate::Args),
     /// Re-apply an earlier revision of a plugin's spec.
     Rollback(rollback::Args),
+    /// List the revisions of a plugin's spec that rollback can restore.
+    History(history::Args),
     /// Stream what the sidecars say about a plugin.
     Logs(logs::Args),
     /// Answer "is my plugin running?" in one screen.
     Status(status::Args),
     /// Run the filter in a local Envoy through func-e (the lab).
     Local(local::Args),
+    /// Print a shell completion script (bash, zsh, fish, ...).
+    Completion(completion::Args),
 }
+
+/// The exit statuses, the same for every command (README: "Exit codes").
+pub const EXIT_CODES: &str = "Exit codes:
+  0  done; for status, inspect, build and verify: every check passed
+  1  checked and found a problem (status, inspect, build, verify)
+  2  usage error, or the command could not do its work or its checks (unreachable
+     registry or cluster, missing object, refused write)";
+
+/// The exit status of a command that failed (anything but a check's verdict).
+pub const FAILED: u8 = 2;
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -81,5 +99,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs(args) => logs::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Local(args) => local::run(args).await,
+        Command::History(args) => history::run(args).await,
+        Command::Completion(args) => completion::run(args).await,
     }
 }

@@ -1,21 +1,44 @@
-//! `deployer pull REF -o FILE.wasm`: fetch a module by Istio's rules and write it atomically.
+//! `deployer pull REF -O FILE.wasm`: fetch a module by Istio's rules and write it atomically.
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use deployer::oci::{self, ImageRef, RegistryArgs, Verdict};
+use deployer::output::{self, Format};
 
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = EXAMPLES)]
 pub struct Args {
     /// Image reference, e.g. localhost:5000/filters/logger:v1 or oci://...@sha256:...
     #[arg(value_name = "REF")]
     reference: String,
-    /// Where to write the module.
-    #[arg(short = 'o', long = "output", value_name = "FILE.wasm")]
-    output: PathBuf,
+    /// Where to write the module (`-o` is the output format, as in every command).
+    #[arg(short = 'O', long, value_name = "FILE.wasm")]
+    output_file: PathBuf,
+    /// Output format: text, json or yaml (json/yaml: {file, size, digest, url, index} for scripts).
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    output: Format,
     #[command(flatten)]
     registry: RegistryArgs,
+}
+
+const EXAMPLES: &str = "Examples:
+  deployer pull localhost:5000/filters/logger:v1 -O logger.wasm --plain-http
+  deployer pull oci://ghcr.io/acme/logger@sha256:<hex> -O logger.wasm -o json";
+
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    file: &'a std::path::Path,
+    size: usize,
+    digest: &'a str,
+    url: String,
+    /// Istio's verdict on the image layout.
+    layout: String,
+    /// The index the digest was taken from, when the reference named one.
+    index: Option<serde_json::Value>,
+    /// Whether Envoy would load the module (`deployer inspect FILE` says why not).
+    loadable: bool,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -27,29 +50,46 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         spinner.finish_and_clear();
     }
     let (module, fetched) = pulled?;
-    write_atomically(&args.output, &module)?;
+    write_atomically(&args.output_file, &module)?;
     let layout = match &fetched.verdict {
         Verdict::Compatible(layout) => layout.to_string(),
         Verdict::Rejected(reason) => reason.clone(),
     };
-    println!(
-        "pulled {reference} -> {} ({} bytes; {layout})",
-        args.output.display(),
-        module.len()
-    );
-    println!("digest: {}", fetched.manifest_digest);
-    if let Some(index) = &fetched.index {
-        println!(
-            "index:  {} ({} entry taken, as Istio takes it)",
-            index.index_digest, index.platform
+    let loadable = deployer::module::inspect(&module).loadable();
+    let report = Report {
+        file: &args.output_file,
+        size: module.len(),
+        digest: &fetched.manifest_digest,
+        url: fetched.pinned_url(),
+        layout,
+        index: fetched.index.as_ref().map(
+            |index| serde_json::json!({ "digest": index.index_digest, "platform": index.platform }),
+        ),
+        loadable,
+    };
+    output::print(args.output, &report, || {
+        use std::fmt::Write;
+        let mut out = format!(
+            "pulled {reference} -> {} ({} bytes; {})\ndigest: {}\n",
+            report.file.display(),
+            report.size,
+            report.layout,
+            report.digest
         );
-    }
-    println!("url:    {}", fetched.pinned_url());
-    let report = deployer::module::inspect(&module);
-    if !report.loadable() {
+        if let Some(index) = &fetched.index {
+            let _ = writeln!(
+                out,
+                "index:  {} ({} entry taken, as Istio takes it)",
+                index.index_digest, index.platform
+            );
+        }
+        let _ = writeln!(out, "url:    {}", report.url);
+        out
+    })?;
+    if !loadable {
         eprintln!(
             "warning: Istio would fetch this module, but Envoy would not load it (run `deployer inspect {}`)",
-            args.output.display()
+            args.output_file.display()
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -68,77 +108,4 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> 
     temp.persist(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
-}
-
-/// `deployer inspect oci://REF`: fetch by Istio's rules, then the module report and the verdict
-/// "Istio-compatible: yes/no (why)". Succeeds only when Istio would fetch it and Envoy load it.
-pub async fn inspect_oci(
-    reference: &str,
-    registry: RegistryArgs,
-    format: deployer::output::Format,
-) -> anyhow::Result<ExitCode> {
-    use deployer::output::Format;
-    let reference = ImageRef::parse(reference)?;
-    let options = registry.into_options()?;
-    let spinner = deployer::output::spinner(format!("fetching {reference}"));
-    let fetched = oci::fetch(&reference, &options).await;
-    if let Some(spinner) = spinner {
-        spinner.finish_and_clear();
-    }
-    let fetched = fetched?;
-    let report = fetched.module.as_deref().map(deployer::module::inspect);
-    let (compatible, why) = match &fetched.verdict {
-        Verdict::Compatible(layout) => (true, layout.to_string()),
-        Verdict::Rejected(reason) => (false, reason.clone()),
-    };
-    let source = format!("oci://{reference}");
-    match format {
-        Format::Text => {
-            println!("image    {source}");
-            println!("digest   {}", fetched.manifest_digest);
-            if let Some(index) = &fetched.index {
-                println!(
-                    "index    {} ({} entry, the one Istio's agent fetches)",
-                    index.index_digest, index.platform
-                );
-            }
-            println!("url      {}", fetched.pinned_url());
-            match &report {
-                Some(report) => {
-                    println!();
-                    super::inspect::print(&source, report, Format::Text)?;
-                }
-                None => println!("\nno wasm module found in the image"),
-            }
-            println!(
-                "Istio-compatible: {} ({why})",
-                if compatible { "yes" } else { "no" }
-            );
-        }
-        Format::Json | Format::Yaml => {
-            let value = serde_json::json!({
-                "source": source,
-                "digest": fetched.manifest_digest,
-                "url": fetched.pinned_url(),
-                "index": fetched.index.as_ref().map(|index| serde_json::json!({
-                    "digest": index.index_digest,
-                    "platform": index.platform,
-                })),
-                "istio_compatible": compatible,
-                "istio_reason": why,
-                "loadable": report.as_ref().map(|report| report.loadable()),
-                "module": report,
-            });
-            match format {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&value)?),
-                _ => print!("{}", serde_yaml::to_string(&value)?),
-            }
-        }
-    }
-    let loadable = report.as_ref().is_some_and(|report| report.loadable());
-    Ok(if compatible && loadable {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }

@@ -8,23 +8,26 @@ use deployer::oci::{self, Format, ImageRef, Metadata, PushEvent, RegistryArgs};
 use deployer::output;
 
 #[derive(Debug, clap::Args)]
-#[command(override_usage = "deployer push [OPTIONS] [FILE.wasm] <REF>")]
+#[command(
+    override_usage = "deployer push [OPTIONS] [FILE.wasm] <REF>",
+    after_long_help = EXAMPLES
+)]
 pub struct Args {
     /// [FILE.wasm] REF: the module (default: the freshly built filter) and the image
     /// reference, e.g. localhost:5000/filters/logger:v1 (`oci://` optional).
     #[arg(value_name = "[FILE.wasm] REF", num_args = 1..=2, required = true)]
     targets: Vec<String>,
     /// Image layout: `compat` (one tar+gzip layer with plugin.wasm) or `oci` (two-layer raw
-    /// variant). Istio and Envoy Gateway load both.
-    #[arg(long, value_enum, default_value_t)]
-    format: Format,
+    /// variant). Istio and Envoy Gateway load both. (`-o` is the output format, as everywhere.)
+    #[arg(long, value_enum, default_value_t, value_name = "LAYOUT")]
+    layout: Format,
     /// org.opencontainers.image.source annotation (default: the git remote `origin`, if any).
     #[arg(long)]
     source: Option<String>,
     /// org.opencontainers.image.revision annotation (default: the git commit, if any).
     #[arg(long)]
     revision: Option<String>,
-    /// Output format: text, or json/yaml with {digest, size, url, sha256} for scripts.
+    /// Output format: text, json or yaml (json/yaml: {digest, size, url, sha256} for scripts).
     #[arg(short = 'o', long, value_enum, default_value_t)]
     output: output::Format,
     /// Sign the pushed image in cosign's format with this private key (as `deployer sign`);
@@ -34,6 +37,11 @@ pub struct Args {
     #[command(flatten)]
     registry: RegistryArgs,
 }
+
+const EXAMPLES: &str = "Examples:
+  deployer push logger.wasm localhost:5000/filters/logger:v1 --plain-http
+  deployer push localhost:5000/filters/logger:v1 --plain-http    # builds the filter first
+  deployer push logger.wasm ghcr.io/acme/logger:v1 --layout oci --sign-key cosign.key -o json";
 
 #[derive(serde::Serialize)]
 struct Report<'a> {
@@ -88,7 +96,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         created: None,
     }
     .with_source_date_epoch()?;
-    let image = oci::image::package(&module, args.format, &metadata)?;
+    let image = oci::image::package(&module, args.layout, &metadata)?;
 
     let bar = output::interactive().then(|| {
         let bar = indicatif::ProgressBar::new(image.total_bytes());
@@ -138,35 +146,37 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         outcome: &outcome,
         signature,
     };
-    match args.output {
-        output::Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        output::Format::Yaml => print!("{}", serde_yaml::to_string(&report)?),
-        output::Format::Text => {
-            let layout = match args.format {
-                Format::Compat => "compat image",
-                Format::Oci => "oci two-layer image",
-            };
-            println!(
-                "pushed {} to {reference} ({layout}; {} blob(s) uploaded, {} already there, {} bytes)",
-                file.display(),
-                outcome.uploaded_blobs,
-                outcome.skipped_blobs,
-                outcome.uploaded_bytes
+    output::print(args.output, &report, || {
+        use std::fmt::Write;
+        let layout = match args.layout {
+            Format::Compat => "compat image",
+            Format::Oci => "oci two-layer image",
+        };
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "pushed {} to {reference} ({layout}; {} blob(s) uploaded, {} already there, {} bytes)",
+            file.display(),
+            outcome.uploaded_blobs,
+            outcome.skipped_blobs,
+            outcome.uploaded_bytes
+        );
+        let _ = writeln!(out, "digest: {}", outcome.digest);
+        let _ = writeln!(out, "url:    {}", outcome.url);
+        let _ = writeln!(
+            out,
+            "sha256: {}  (WasmPlugin spec.sha256: for oci:// urls Istio checks the manifest digest)",
+            outcome.sha256
+        );
+        if let Some(signed) = &report.signature {
+            let _ = writeln!(
+                out,
+                "signed: {} (key {})",
+                signed.signature_ref, signed.key_fingerprint
             );
-            println!("digest: {}", outcome.digest);
-            println!("url:    {}", outcome.url);
-            println!(
-                "sha256: {}  (WasmPlugin spec.sha256: for oci:// urls Istio checks the manifest digest)",
-                outcome.sha256
-            );
-            if let Some(signed) = &report.signature {
-                println!(
-                    "signed: {} (key {})",
-                    signed.signature_ref, signed.key_fingerprint
-                );
-            }
         }
-    }
+        out
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

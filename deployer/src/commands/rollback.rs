@@ -1,5 +1,5 @@
-//! `deployer rollback NAME [--to REVISION]`: re-apply a spec from the revision history that
-//! `apply` keeps on the resource (the previous one by default).
+//! `deployer rollback NAME [REVISION]`: re-apply a spec from the revision history that `apply`
+//! keeps on the resource (the previous one by default; `deployer history NAME` lists them).
 use std::process::ExitCode;
 
 use deployer::cluster::DryRun;
@@ -7,23 +7,34 @@ use deployer::cluster::wasmplugin::history_of;
 use deployer::plugin::spec::{KindChoice, WasmPluginManifest};
 
 use deployer::oci::RegistryArgs;
+use deployer::output::{ObjectFormat, print_objects};
 
-use super::apply::{
-    ClusterArgs, ObjectFormat, VERIFIED_KEY_ANNOTATION, VerifyArgs, print_objects, verify_url,
+use super::args::{
+    ClusterArgs, DryRunArgs, DryRunMode, VERIFIED_KEY_ANNOTATION, VerifyArgs, live_plugin,
+    verify_url,
 };
 
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = EXAMPLES)]
 pub struct Args {
-    /// WasmPlugin name.
+    /// WasmPlugin (or TrafficExtension) name.
     pub name: String,
-    /// Revision to restore (see --history); default: the one before the current.
-    #[arg(long, value_name = "REVISION")]
+    /// Revision to restore (`deployer history NAME` lists them); default: the one before the
+    /// current.
+    #[arg(value_name = "REVISION")]
+    pub revision: Option<u64>,
+    /// The revision as a flag, as earlier releases took it.
+    #[arg(
+        long,
+        value_name = "REVISION",
+        hide = true,
+        conflicts_with = "revision"
+    )]
     pub to: Option<u64>,
-    /// Print the recorded revisions instead of rolling back.
-    #[arg(long)]
-    pub history: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
     /// wasmplugin (wp), trafficextension (te), or auto: the WasmPlugin of that name if there
     /// is one, else the TrafficExtension.
     #[arg(long, value_enum, default_value = "auto", ignore_case = true)]
@@ -31,6 +42,7 @@ pub struct Args {
     /// Take over fields another field manager owns.
     #[arg(long)]
     pub force_conflicts: bool,
+    /// Print the restored object(s) as yaml or json instead of one line per cluster.
     #[arg(short = 'o', long, value_enum)]
     pub output: Option<ObjectFormat>,
     /// As for apply: refuse, before any write, unless the revision's image is validly signed
@@ -42,6 +54,12 @@ pub struct Args {
     pub registry: RegistryArgs,
 }
 
+const EXAMPLES: &str = "Examples:
+  deployer rollback context-logger -n demo             # to the revision before the current
+  deployer history context-logger -n demo              # list the revisions
+  deployer rollback context-logger 2 -n demo           # to revision 2
+  deployer rollback context-logger 2 -n demo --dry-run -o yaml";
+
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let verify_key = args.verify.load()?;
     let registry = args.registry.clone().into_options()?;
@@ -49,42 +67,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Every cluster's target revision is found before the first write.
     let mut plans = Vec::new();
     for cluster in &clusters {
-        let namespace = args
-            .cluster
-            .namespace
-            .clone()
-            .unwrap_or_else(|| cluster.default_namespace.clone());
-        let kind = cluster
-            .resolve_kind(args.kind, &namespace, &args.name)
-            .await?;
-        cluster.ensure_crd_of(kind).await?;
-        let live = cluster
-            .get_object(kind, &namespace, &args.name)
-            .await?
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{} {namespace}/{} not found (context {}): nothing to roll back",
-                    kind.name().to_lowercase(),
-                    args.name,
-                    cluster.context
-                )
-            })?;
+        let namespace = args.cluster.namespace_in(cluster);
+        let (kind, live) = live_plugin(
+            cluster,
+            args.kind,
+            &namespace,
+            &args.name,
+            ": nothing to roll back",
+        )
+        .await?;
         let history = history_of(&live)?;
-        if args.history {
-            for revision in &history.revisions {
-                let current = if Some(revision) == history.latest() {
-                    "  (current)"
-                } else {
-                    ""
-                };
-                println!(
-                    "{:>4}  {}  {}{current}",
-                    revision.revision, revision.applied_at, revision.spec.url
-                );
-            }
-            continue;
-        }
-        let target = history.target(&args.name, args.to)?.clone();
+        let target = history
+            .target(&args.name, args.revision.or(args.to))?
+            .clone();
         let mut manifest =
             WasmPluginManifest::of_kind(kind, &args.name, &namespace, target.spec.clone());
         if let Some(labels) = &live.metadata.labels {
@@ -99,33 +94,62 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         plans.push((cluster, manifest, target.revision));
     }
+    let note = |cluster: &deployer::cluster::Cluster| {
+        if clusters.len() > 1 {
+            format!(", context {}", cluster.context)
+        } else {
+            String::new()
+        }
+    };
+    if args.dry_run.mode == Some(DryRunMode::Client) {
+        // Nothing is sent: the objects are what a rollback would apply.
+        for (cluster, manifest, from) in &plans {
+            if args.output.is_none() {
+                println!(
+                    "{}/{} would roll back to revision {from} (dry run: client, nothing sent; url {}{})",
+                    manifest.kind.singular_resource(),
+                    args.name,
+                    manifest.spec.url,
+                    note(cluster)
+                );
+            }
+        }
+        if let Some(format) = args.output {
+            let manifests: Vec<&WasmPluginManifest> = plans.iter().map(|(_, m, _)| m).collect();
+            print_objects(&manifests, format)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let dry_run = args.dry_run.server();
     let mut objects = Vec::new();
     for (cluster, manifest, from) in plans {
         let applied = cluster
-            .apply_plugin(&manifest, args.force_conflicts, DryRun::Off)
+            .apply_plugin(&manifest, args.force_conflicts, dry_run)
             .await?;
         if args.output.is_none() {
-            let note = if clusters.len() > 1 {
-                format!(", context {}", cluster.context)
-            } else {
-                String::new()
-            };
             let revision = applied
                 .revision
+                .filter(|_| dry_run == DryRun::Off)
                 .map(|r| format!(" as revision {r}"))
                 .unwrap_or_default();
+            let dry = if dry_run == DryRun::Server {
+                "server dry run, "
+            } else {
+                ""
+            };
             println!(
-                "{}/{} rolled back to revision {from}{revision} ({}, url {}{note})",
+                "{}/{} rolled back to revision {from}{revision} ({dry}{}, url {}{})",
                 manifest.kind.singular_resource(),
                 args.name,
                 applied.outcome,
-                manifest.spec.url
+                manifest.spec.url,
+                note(cluster)
             );
         }
         objects.push(applied.object);
     }
     if let Some(format) = args.output {
-        print_objects(&objects.iter().collect::<Vec<_>>(), format)?;
+        print_objects(&objects, format)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@ use deployer::output;
 use deployer::sign::{self, Password, PrivateKey};
 
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = EXAMPLES)]
 pub struct Args {
     /// Image reference (tag or digest; `oci://` optional). An index is signed at its
     /// linux/amd64 entry, the manifest Istio pulls.
@@ -18,11 +19,16 @@ pub struct Args {
     /// terminal), or a PEM PKCS#8/SEC1 ECDSA P-256 key.
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
+    /// Output format: text, json or yaml.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     output: output::Format,
     #[command(flatten)]
     registry: RegistryArgs,
 }
+
+const EXAMPLES: &str = "Examples:
+  COSIGN_PASSWORD=... deployer sign localhost:5000/filters/logger:v1 --key cosign.key --plain-http
+  deployer sign ghcr.io/acme/logger@sha256:<hex> --key ec-p256.pem -o json";
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reference = ImageRef::parse(&args.reference)?;
@@ -37,22 +43,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 pub fn print(signed: &sign::Signed, format: output::Format) -> anyhow::Result<()> {
-    match format {
-        output::Format::Json => println!("{}", serde_json::to_string_pretty(signed)?),
-        output::Format::Yaml => print!("{}", serde_yaml::to_string(signed)?),
-        output::Format::Text => {
-            let what = if signed.already_signed {
-                "already signed by this key"
-            } else {
-                "signed"
-            };
-            println!("{what}: {}", signed.digest);
-            println!(
-                "signature: {} ({})",
-                signed.signature_ref, signed.signature_digest
-            );
-            println!("key:       {}", signed.key_fingerprint);
-        }
-    }
+    output::print(format, signed, || {
+        let what = if signed.already_signed {
+            "already signed by this key"
+        } else {
+            "signed"
+        };
+        format!(
+            "{what}: {}\nsignature: {} ({})\nkey:       {}\n",
+            signed.digest, signed.signature_ref, signed.signature_digest, signed.key_fingerprint
+        )
+    })?;
     Ok(())
 }

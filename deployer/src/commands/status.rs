@@ -1,9 +1,7 @@
 //! `deployer status NAME`: one screen that answers "is my plugin running?"; exit 0 only when
 //! every check passes.
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use deployer::cluster::{Cluster, ConnectOptions};
 use deployer::mesh::admin::Running;
 use deployer::mesh::logline::TRANSLATED_SUFFIX;
 use std::collections::BTreeMap;
@@ -13,19 +11,16 @@ use deployer::mesh::{PROXY_CONTAINER, pods};
 use deployer::oci::RegistryArgs;
 use deployer::output::Format;
 
+use super::args::{ClusterArgs, one_context};
+
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("contexts", one_context), after_long_help = EXAMPLES)]
 pub struct Args {
-    /// The WasmPlugin's name.
+    /// The WasmPlugin's (or TrafficExtension's) name.
     pub name: String,
-    /// Namespace of the WasmPlugin (default: the kubeconfig context's).
-    #[arg(short = 'n', long)]
-    pub namespace: Option<String>,
-    /// Kubeconfig context (default: the current one).
-    #[arg(long)]
-    pub context: Option<String>,
-    /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
-    #[arg(long, value_name = "PATH")]
-    pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Output format: text, json or yaml (json and yaml are always complete).
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: Format,
     /// At most this many pods' logs read at once (like kubectl's --max-log-requests).
@@ -46,16 +41,18 @@ pub struct Args {
     pub registry: RegistryArgs,
 }
 
+const EXAMPLES: &str = "Examples:
+  deployer status context-logger -n demo
+  deployer status context-logger -n demo -o json | jq .pods
+  deployer status context-logger --kind te --context staging
+
+Exit status: 0 when every check passes, 1 when a check found a problem, 2 when the checks
+could not run (no cluster, no such plugin, bad flags).";
+
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = args.registry.into_options()?;
-    let cluster = Cluster::connect(&ConnectOptions {
-        kubeconfig: args.kubeconfig,
-        context: args.context,
-    })
-    .await?;
-    let namespace = args
-        .namespace
-        .unwrap_or_else(|| cluster.default_namespace.clone());
+    let cluster = args.cluster.connect_one().await?;
+    let namespace = args.cluster.namespace_in(&cluster);
     let plugin = deployer::mesh::plugin::find(&cluster, args.kind, &namespace, &args.name).await?;
     let report = status::report(&cluster, plugin, &options, args.max_log_requests as usize).await;
     let limit = if args.max_pods_shown == 0 {
@@ -63,11 +60,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         args.max_pods_shown
     };
-    match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        Format::Yaml => print!("{}", serde_yaml::to_string(&report)?),
-        Format::Text => print!("{}", text(&report, limit)),
-    }
+    deployer::output::print(args.output, &report, || text(&report, limit))?;
     Ok(if report.healthy() {
         ExitCode::SUCCESS
     } else {

@@ -15,6 +15,7 @@ use tokio::time::{Instant, sleep, timeout};
 
 use super::LocalError;
 use super::tools::Launch;
+use crate::process::{self, Pid, Signal};
 
 /// How many of the most recent lines are kept to explain an exit.
 const RECENT_LINES: usize = 400;
@@ -53,7 +54,7 @@ type ReadyFuture = Pin<Box<dyn Future<Output = Option<SocketAddr>> + Send>>;
 /// process group so that stopping it reaches Envoy too.
 pub struct Running {
     child: Child,
-    pid: i32,
+    pid: Option<Pid>,
     program: PathBuf,
     lines: mpsc::UnboundedReceiver<Line>,
     lines_open: bool,
@@ -85,28 +86,16 @@ impl Running {
             // Its own group: a terminal's Ctrl+C reaches only us, and we decide the order.
             .process_group(0)
             .kill_on_drop(true);
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        #[cfg(target_os = "linux")]
-        unsafe {
-            command.pre_exec(|| {
-                // If the deployer dies without cleaning up (kill -9), the child goes too;
-                // func-e does the same for Envoy.
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        // If the deployer dies without cleaning up (kill -9), the child goes too; func-e does
+        // the same for Envoy.
+        process::die_with_parent(command.as_std_mut(), Signal::KILL);
         let mut child = command.spawn().map_err(|source| LocalError::Spawn {
             program: launch.program.clone(),
             source,
         })?;
-        // A freshly spawned child always has an id; 0 would make stop() signal our own group,
-        // so it is treated as "nothing to signal" there and in Drop.
-        let pid = child
-            .id()
-            .and_then(|pid| i32::try_from(pid).ok())
-            .unwrap_or_default();
+        // A freshly spawned child always has an id; `None` (no pid we may signal) is
+        // "nothing to signal" in stop() and Drop.
+        let pid = child.id().and_then(Pid::new);
         let (sender, lines) = mpsc::unbounded_channel();
         if let Some(stdout) = child.stdout.take() {
             tokio::spawn(forward_lines(stdout, sender.clone()));
@@ -132,8 +121,9 @@ impl Running {
         })
     }
 
+    /// The process id, 0 when there is none to signal.
     pub fn pid(&self) -> i32 {
-        self.pid
+        self.pid.map_or(0, Pid::raw)
     }
 
     /// The next thing that happened. After `Event::Failed` the process is gone.
@@ -174,7 +164,7 @@ impl Running {
                             return Event::Ready { admin };
                         }
                         None => return Event::Failed(LocalError::NotReady {
-                            seconds: self.ready_timeout.as_secs(),
+                            within: crate::duration::format(self.ready_timeout),
                             reason: self.reason(),
                         }),
                     }
@@ -186,17 +176,17 @@ impl Running {
     /// Stops the process: SIGTERM to the leader (func-e stops Envoy; Envoy shuts down),
     /// then SIGKILL to the whole group if it is still there after `grace`.
     pub async fn stop(mut self, grace: Duration) -> Result<(), LocalError> {
-        // pid 0 would signal our own process group.
-        if self.exited.is_some() || self.pid <= 0 {
+        let (None, Some(pid)) = (self.exited, self.pid) else {
             return Ok(());
-        }
-        // SAFETY: plain syscall on a pid we spawned and have not reaped (no reuse possible).
-        unsafe { libc::kill(self.pid, libc::SIGTERM) };
+        };
+        // A pid we spawned and have not reaped: no other process can have it. Failing to
+        // signal means it is already gone, which wait() then reports.
+        let _ = pid.signal(Signal::TERM);
         let status = match timeout(grace, self.child.wait()).await {
             Ok(status) => status,
             Err(_) => {
-                // SAFETY: as above; the unreaped leader keeps the group id ours.
-                unsafe { libc::killpg(self.pid, libc::SIGKILL) };
+                // The unreaped leader keeps the group id ours.
+                let _ = pid.signal_group(Signal::KILL);
                 self.child.wait().await
             }
         };
@@ -240,11 +230,10 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if self.exited.is_none() && self.pid > 0 {
+        if let (None, Some(pid)) = (self.exited, self.pid) {
             // Whatever path led here (error, panic), leave no Envoy behind. The leader is
             // unreaped, so the group id cannot belong to anyone else.
-            // SAFETY: plain syscall.
-            unsafe { libc::killpg(self.pid, libc::SIGKILL) };
+            let _ = pid.signal_group(Signal::KILL);
         }
     }
 }

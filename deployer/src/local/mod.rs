@@ -55,8 +55,8 @@ pub enum LocalError {
     },
     #[error("Envoy refused to start ({status}). What it said:\n{reason}")]
     EnvoyRefused { status: String, reason: String },
-    #[error("Envoy did not become ready within {seconds}s (stopped it). What it said:\n{reason}")]
-    NotReady { seconds: u64, reason: String },
+    #[error("Envoy did not become ready within {within} (stopped it). What it said:\n{reason}")]
+    NotReady { within: String, reason: String },
     #[error("Envoy stopped unexpectedly ({status}). What it said:\n{reason}")]
     EnvoyStopped { status: String, reason: String },
 }

@@ -2,7 +2,6 @@
 //! `istio-proxy` logs through the API server (the kubelet's log endpoint, kwok's here).
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, LogParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use k8s_openapi::jiff::Timestamp;
 
@@ -78,28 +77,9 @@ async fn list_matching(
 /// A client for long-lived log streams: the same kubeconfig context as `Cluster::connect`
 /// but without its read timeout, which would cut `-f` after a quiet half minute.
 pub async fn streaming_client(options: &ConnectOptions) -> Result<kube::Client, Error> {
-    let failed = |message: String| {
-        Error::from(crate::cluster::Error::Kubeconfig {
-            path: options.kubeconfig.clone(),
-            message,
-        })
-    };
-    let kubeconfig = match &options.kubeconfig {
-        Some(path) => Kubeconfig::read_from(path),
-        None => Kubeconfig::read(),
-    }
-    .map_err(|err| failed(err.to_string()))?;
-    let kube_options = KubeConfigOptions {
-        context: options.context.clone(),
-        ..Default::default()
-    };
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube_options)
-        .await
-        .map_err(|err| failed(err.to_string()))?;
-    config.connect_timeout = Some(crate::cluster::connect::CONNECT_TIMEOUT);
-    config.read_timeout = None;
-    crate::tls::install_crypto_provider();
-    kube::Client::try_from(config).map_err(|err| failed(err.to_string()))
+    let mut loaded = crate::cluster::connect::Loaded::load(options).await?;
+    loaded.config.read_timeout = None;
+    Ok(loaded.client()?)
 }
 
 /// Log requests open at once by default (`--max-log-requests`): each is a connection (a file
@@ -170,20 +150,12 @@ pub async fn proxy_log(
 /// the process ran out of file descriptors (every log stream is a connection) it says so, with
 /// what to do, instead of the bare connect error.
 pub fn describe_failure(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut out_of_files = false;
-    let mut source = err.source();
-    while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            out_of_files |= matches!(io.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
-        }
-        let text = cause.to_string();
-        if !parts.iter().any(|part| part.contains(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    let mut message = parts.join(": ");
+    let out_of_files = crate::error_chain::causes(err).any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| matches!(io.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)))
+    });
+    let mut message = crate::error_chain::flatten(err);
     if out_of_files || message.contains("Too many open files") {
         message = format!("{TOO_MANY_OPEN_FILES} ({message})");
     }
@@ -192,192 +164,3 @@ pub fn describe_failure(err: &(dyn std::error::Error + 'static)) -> String {
 
 /// The start of every message about running out of file descriptors.
 pub const TOO_MANY_OPEN_FILES: &str = "too many open files: every log stream is a connection, so raise the limit (`ulimit -n`) or lower --max-log-requests";
-
-/// Parses `--since` exactly as `kubectl logs --since` does: Go's `time.ParseDuration` grammar
-/// (`300ms`, `1.5h`, `2h45m`, `+5m`; units ns, us, µs, ms, s, m, h; at most ~292 years), then
-/// rounded to whole seconds like kubectl (`Duration.Round(time.Second)`: `500ms` is 1 s).
-/// `0` means no window (kubectl sends nothing), so it maps to 0 and the caller drops it.
-/// kubectl refuses a negative value, and the API server a window that rounds to 0 s; both are
-/// refused here before any request.
-pub fn parse_duration(text: &str) -> Result<i64, String> {
-    let nanos = parse_go_duration(text)?;
-    if nanos == 0 {
-        return Ok(0);
-    }
-    const SECOND: i128 = 1_000_000_000;
-    // Go rounds half away from zero; a Go Duration's range keeps this from overflowing.
-    let seconds = (nanos.abs() + SECOND / 2) / SECOND * nanos.signum();
-    if seconds < 0 {
-        return Err(format!(
-            "{text:?} is negative: --since must be greater than 0"
-        ));
-    }
-    if seconds == 0 {
-        return Err(format!(
-            "{text:?} rounds to 0 seconds (the API server counts whole seconds): use at least 500ms"
-        ));
-    }
-    i64::try_from(seconds).map_err(|_| format!("{text:?} is out of range"))
-}
-
-/// Go's `time.ParseDuration` (time/format.go), in nanoseconds, with its overflow rules: a
-/// total beyond a signed 64-bit count of nanoseconds (2562047h47m16.854775807s) is an error.
-fn parse_go_duration(text: &str) -> Result<i128, String> {
-    const LIMIT: u128 = 1 << 63;
-    let invalid = |why: &str| {
-        format!(
-            "invalid duration {text:?}: {why} (Go duration syntax as kubectl takes it, e.g. 30s, \
-             1.5h, 2h45m, 500ms; units ns, us, ms, s, m, h)"
-        )
-    };
-    let out_of_range = || invalid("out of range: at most 2562047h47m16.854775807s");
-    let mut rest = text;
-    let mut negative = false;
-    if let Some(sign) = rest.chars().next().filter(|c| *c == '-' || *c == '+') {
-        negative = sign == '-';
-        rest = &rest[1..];
-    }
-    if rest == "0" {
-        return Ok(0);
-    }
-    if rest.is_empty() {
-        return Err(invalid("empty"));
-    }
-    let mut total: u128 = 0;
-    while !rest.is_empty() {
-        if !rest.starts_with(|c: char| c == '.' || c.is_ascii_digit()) {
-            return Err(invalid("expected a number"));
-        }
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let (whole, after) = rest.split_at(digits);
-        rest = after;
-        // Go's leadingInt: more than 2^63 is an error, not a wrap-around.
-        let mut value: u128 = 0;
-        for digit in whole.bytes() {
-            value = value * 10 + u128::from(digit - b'0');
-            if value > LIMIT {
-                return Err(out_of_range());
-            }
-        }
-        // Go's leadingFraction: digits past what fits stop adding precision, silently.
-        let (mut fraction, mut scale, mut has_fraction) = (0u128, 1f64, false);
-        if let Some(after_point) = rest.strip_prefix('.') {
-            let digits = after_point
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(after_point.len());
-            has_fraction = digits > 0;
-            let mut overflow = false;
-            for digit in after_point[..digits].bytes() {
-                if overflow || fraction > (LIMIT - 1) / 10 {
-                    overflow = true;
-                    continue;
-                }
-                let next = fraction * 10 + u128::from(digit - b'0');
-                if next > LIMIT {
-                    overflow = true;
-                    continue;
-                }
-                fraction = next;
-                scale *= 10.0;
-            }
-            rest = &after_point[digits..];
-        }
-        if whole.is_empty() && !has_fraction {
-            return Err(invalid("no digits"));
-        }
-        let unit_len = rest
-            .find(|c: char| c == '.' || c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let (unit, after) = rest.split_at(unit_len);
-        rest = after;
-        let unit: u128 = match unit {
-            "" => return Err(invalid("missing unit")),
-            "ns" => 1,
-            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            other => return Err(invalid(&format!("unknown unit {other:?}"))),
-        };
-        if value > LIMIT / unit {
-            return Err(out_of_range());
-        }
-        value *= unit;
-        if fraction > 0 {
-            // As Go: float64 keeps fractions of an hour nanosecond-accurate.
-            value += (fraction as f64 * (unit as f64 / scale)) as u128;
-            if value > LIMIT {
-                return Err(out_of_range());
-            }
-        }
-        total += value;
-        if total > LIMIT {
-            return Err(out_of_range());
-        }
-    }
-    if negative {
-        return Ok(-(total as i128));
-    }
-    if total > LIMIT - 1 {
-        return Err(out_of_range());
-    }
-    Ok(total as i128)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_like_kubectl() {
-        for (text, seconds) in [
-            ("30s", 30),
-            ("1h30m", 5400),
-            ("1.5h", 5400),
-            ("500ms", 1),
-            ("1499ms", 1),
-            ("1500ms", 2),
-            ("+5m", 300),
-            ("2h45m0.5s", 9901),
-            (".5m", 30),
-            ("1.m", 60),
-            ("90\u{b5}s1s", 1),
-            ("2562047h", 2562047 * 3600),
-            ("0", 0),
-            ("0s", 0),
-            ("-0", 0),
-        ] {
-            assert_eq!(parse_duration(text), Ok(seconds), "{text}");
-        }
-        for text in [
-            "5", "5d", "", "-", ".s", "1.5", "h", "1h-5m", "-5m", "400ms", "1e3s", "5 m",
-        ] {
-            assert!(parse_duration(text).is_err(), "{text} accepted");
-        }
-    }
-
-    #[test]
-    fn huge_durations_are_an_error_not_a_panic() {
-        for text in [
-            "9000000000000000h",
-            "2562048h",
-            "9223372036854775808ns",
-            "99999999999999999999999s",
-            "2562047h47m16.854775808s",
-        ] {
-            let err = parse_duration(text).unwrap_err();
-            assert!(err.contains("out of range"), "{text}: {err}");
-        }
-        assert_eq!(
-            parse_go_duration("2562047h47m16.854775807s"),
-            Ok(i64::MAX as i128)
-        );
-        assert_eq!(
-            parse_go_duration("-2562047h47m16.854775808s"),
-            Ok(i64::MIN as i128)
-        );
-    }
-}

@@ -41,23 +41,26 @@ pub struct RegistryArgs {
         env = "DEPLOYER_REGISTRY_ATTEMPTS"
     )]
     pub attempts: u32,
-    /// First backoff between attempts in milliseconds (doubles each time, capped at 8 s).
+    /// First pause between attempts, e.g. 500ms (doubles each time, capped at 8s).
     #[arg(
         long,
-        value_name = "MS",
-        default_value_t = 500,
-        env = "DEPLOYER_REGISTRY_BACKOFF_MS"
+        value_name = "DURATION",
+        default_value = "500ms",
+        value_parser = crate::duration::positive,
+        env = "DEPLOYER_REGISTRY_BACKOFF"
     )]
-    pub retry_backoff_ms: u64,
-    /// Seconds one registry request may wait for an answer (and the longest pause while a
-    /// blob streams). With retries a command waits at most attempts x timeout + backoff.
+    pub retry_backoff: Duration,
+    /// How long one registry request may wait for an answer, e.g. 30s, 2m (and the longest
+    /// pause while a blob streams). With retries a command waits at most attempts x timeout +
+    /// backoff.
     #[arg(
         long,
-        value_name = "SECS",
-        default_value_t = 30,
+        value_name = "DURATION",
+        default_value = "30s",
+        value_parser = crate::duration::positive,
         env = "DEPLOYER_REGISTRY_TIMEOUT"
     )]
-    pub timeout: u64,
+    pub timeout: Duration,
 }
 
 impl RegistryArgs {
@@ -94,9 +97,10 @@ impl RegistryArgs {
                 message: "--attempts must be at least 1".into(),
             });
         }
-        if self.timeout == 0 {
+        // clap refuses 0 already; this is for options built in code.
+        if self.timeout.is_zero() {
             return Err(Error::Usage {
-                message: "--timeout must be at least 1 (seconds)".into(),
+                message: "--timeout must be greater than 0".into(),
             });
         }
         Ok(Options {
@@ -111,8 +115,8 @@ impl RegistryArgs {
             }),
             retry: RetryPolicy {
                 attempts: self.attempts,
-                initial_backoff: Duration::from_millis(self.retry_backoff_ms),
-                request_timeout: Duration::from_secs(self.timeout),
+                initial_backoff: self.retry_backoff,
+                request_timeout: self.timeout,
                 ..RetryPolicy::default()
             },
         })

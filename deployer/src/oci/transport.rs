@@ -292,7 +292,7 @@ impl Session {
             }
             (None, OciDistributionError::RequestError(request)) => {
                 let message = chain(&request);
-                if looks_like_tls(&message) {
+                if is_tls(&request) {
                     Error::Tls {
                         registry,
                         hint: self.tls_hint().await,
@@ -443,6 +443,8 @@ pub(crate) fn http_client(
     transport: &Transport,
     timeout: Duration,
 ) -> Result<reqwest::Client, Error> {
+    // reqwest panics when no provider is installed; every caller gets one here.
+    crate::tls::install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .danger_accept_invalid_certs(transport.insecure)
         .connect_timeout(super::timeout::connect_timeout(timeout))
@@ -551,39 +553,23 @@ fn is_transient(err: &OciDistributionError) -> bool {
         None => match err {
             OciDistributionError::RequestError(request) => {
                 (request.is_connect() || request.is_timeout() || request.is_request())
-                    && !looks_like_tls(&chain(request))
+                    && !is_tls(request)
             }
             _ => false,
         },
     }
 }
 
-fn looks_like_tls(message: &str) -> bool {
-    let lower = message.to_ascii_lowercase();
-    [
-        "certificate",
-        "tls",
-        "handshake",
-        "corrupt message",
-        "unknownissuer",
-    ]
-    .iter()
-    .any(|word| lower.contains(word))
+/// Whether the request failed in TLS (an untrusted or mismatched certificate, a failed
+/// handshake, a plain-HTTP server answering a TLS hello): rustls says so with its own error
+/// type somewhere down the chain, and retrying cannot help.
+fn is_tls(err: &reqwest::Error) -> bool {
+    crate::error_chain::find::<rustls::Error>(err).is_some()
 }
 
 /// An error and its causes on one line (reqwest hides the useful part in `source()`).
-pub(crate) fn chain(err: &dyn std::error::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
+pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    crate::error_chain::flatten(err)
 }
 
 /// What the registry said, without the client's wrapping (the url is reported separately).
@@ -651,6 +637,39 @@ async fn answers_plain_http(registry: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A plain-HTTP server answering a TLS hello: rustls's own error says so, whatever the
+    /// layers above print. The same request refused at the TCP level is not TLS.
+    #[tokio::test]
+    async fn tls_failures_are_told_by_their_type_not_their_text() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            if let Ok((mut stream, _)) = listener.accept() {
+                let mut hello = [0u8; 512];
+                let _ = stream.read(&mut hello);
+                let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+            }
+        });
+        let client = http_client(&Transport::default(), Duration::from_secs(5)).unwrap();
+        let err = client
+            .get(format!("https://127.0.0.1:{port}/v2/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(is_tls(&err), "{}", chain(&err));
+
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let err = client
+            .get(format!("https://127.0.0.1:{port}/v2/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(!is_tls(&err), "{}", chain(&err));
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {
