@@ -160,6 +160,87 @@ fn a_small_max_log_requests_still_reads_every_line_of_every_pod() {
     );
 }
 
+/// `status` over more pods than `--sample`: the pods of every group (here a pod whose sidecar
+/// logs at another level) are read, the others counted as not read, and the sample is named.
+#[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
+fn status_reads_a_sample_with_every_kind_of_pod_and_says_how_many() {
+    let _shared = KWOK.read().unwrap_or_else(|e| e.into_inner());
+    let stack = stack();
+    let (ns, pods) = fleet(stack, "fleet-sample", 6);
+    let dir = tempfile::tempdir().unwrap();
+    for pod in &pods {
+        std::fs::write(log_file(dir.path(), pod), lines(&ns, pod, 0, 2)).unwrap();
+        ns.serve_logs(pod, "istio-proxy", &log_file(dir.path(), pod));
+    }
+    kubectl_ok(ns.kubectl().args([
+        "annotate",
+        "pod",
+        "p-05",
+        "--overwrite",
+        "sidecar.istio.io/componentLogLevel=wasm:debug",
+    ]));
+    let status = |sample: &str| {
+        let output = tools::deployer()
+            .envs(stack.env())
+            .args([
+                "status",
+                PLUGIN,
+                "-n",
+                &ns.name,
+                "--plain-http",
+                "-o",
+                "json",
+            ])
+            .args(["--sample", sample])
+            .output()
+            .expect("run deployer status");
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|err| panic!("{err}: {output:?}"));
+        let states: Vec<(String, String)> = report["pods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|pod| {
+                (
+                    pod["name"].as_str().unwrap().to_string(),
+                    pod["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        (states, report["notes"].to_string())
+    };
+    let (states, notes) = status("2");
+    let read: Vec<&str> = states
+        .iter()
+        .filter(|(_, state)| state == "running")
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(read.len(), 2, "{states:?}");
+    assert!(
+        read.contains(&"p-05"),
+        "the pod unlike the others is read: {states:?}"
+    );
+    assert_eq!(
+        states
+            .iter()
+            .filter(|(_, state)| state == "not-read")
+            .count(),
+        4,
+        "{states:?}"
+    );
+    assert!(
+        notes.contains("logs of 2 of 6 running pods were read"),
+        "{notes}"
+    );
+    let (states, notes) = status("0");
+    assert!(
+        states.iter().all(|(_, state)| state == "running"),
+        "--sample 0 reads every pod: {states:?}"
+    );
+    assert!(!notes.contains("were read"), "{notes}");
+}
+
 #[test]
 #[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn follow_reads_on_without_repeating_a_line_after_the_server_closes_the_stream() {

@@ -27,6 +27,11 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = pods::MAX_LOG_REQUESTS,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_log_requests: u32,
+    /// Read the sidecar log of at most N running pods: beyond it, a sample with pods of every
+    /// controller, node, proxy image and log level, restarted or unready sidecars first. The
+    /// rest are counted as "not read". 0: read every pod.
+    #[arg(long, value_name = "N", default_value_t = deployer::mesh::sample::DEFAULT_SAMPLE)]
+    pub sample: usize,
     /// Pods (and per-pod problems and notes) listed one by one in the text output; beyond it
     /// the pods are counted by state, problem pods listed first. 0: list all. `-o json` is
     /// always complete.
@@ -54,7 +59,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cluster = args.cluster.connect_one().await?;
     let namespace = args.cluster.namespace_in(&cluster);
     let plugin = deployer::mesh::plugin::find(&cluster, args.kind, &namespace, &args.name).await?;
-    let report = status::report(&cluster, plugin, &options, args.max_log_requests as usize).await;
+    let reading = status::Reading {
+        max_log_requests: args.max_log_requests as usize,
+        sample: args.sample,
+    };
+    let report = status::report(&cluster, plugin, &options, reading).await;
     let limit = if args.max_pods_shown == 0 {
         usize::MAX
     } else {
@@ -223,6 +232,12 @@ fn text(report: &Report, limit: usize) -> String {
             (None, Some(error)) => {
                 let _ = writeln!(out, "    log: {error}");
             }
+            (None, None) if pod.state == PodState::NotRead => {
+                let _ = writeln!(
+                    out,
+                    "    log: not read (outside the sample; --sample 0 reads all)"
+                );
+            }
             (None, None) if pod.pod.has_proxy => {
                 let _ = writeln!(
                     out,
@@ -241,11 +256,24 @@ fn text(report: &Report, limit: usize) -> String {
     }
     capped(&mut out, "note", &report.notes, limit);
     if report.healthy() {
-        let _ = writeln!(
-            out,
-            "OK: the plugin is applied, its image is good, and {} pod(s) run it",
-            report.pods.len()
-        );
+        let read = report
+            .pods
+            .iter()
+            .filter(|pod| pod.state != PodState::NotRead)
+            .count();
+        let _ = if read < report.pods.len() {
+            writeln!(
+                out,
+                "OK: the plugin is applied, its image is good, and every pod read runs it ({read} read of {} selected)",
+                report.pods.len()
+            )
+        } else {
+            writeln!(
+                out,
+                "OK: the plugin is applied, its image is good, and {} pod(s) run it",
+                report.pods.len()
+            )
+        };
     } else {
         capped(&mut out, "PROBLEM", &report.problems, limit);
     }

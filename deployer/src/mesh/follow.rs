@@ -308,6 +308,7 @@ mod tests {
             has_proxy: true,
             component_log_level: None,
             log_level: None,
+            placement: Default::default(),
         }
     }
 

@@ -11,6 +11,7 @@ pub mod logline;
 pub mod migrate;
 pub mod plugin;
 pub mod pods;
+pub mod sample;
 pub mod select;
 pub mod status;
 

@@ -22,6 +22,59 @@ pub struct PodView {
     pub component_log_level: Option<String>,
     /// `sidecar.istio.io/logLevel`, when set.
     pub log_level: Option<String>,
+    /// What can make one pod's sidecar differ from another's (`status` samples across it).
+    #[serde(flatten)]
+    pub placement: Placement,
+}
+
+/// Where a pod runs and what its sidecar is: pods alike here behave alike, so a fleet's
+/// status can read a few of each kind instead of every pod's log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Placement {
+    pub node: Option<String>,
+    /// The controller that made the pod (`ReplicaSet/web-6b9c`): one per rollout step.
+    pub owner: Option<String>,
+    #[serde(skip)]
+    pub proxy_image: Option<String>,
+    #[serde(skip)]
+    pub revision: Option<String>,
+    pub proxy_restarts: i32,
+    pub proxy_ready: bool,
+}
+
+impl Placement {
+    fn of(pod: &Pod) -> Self {
+        let spec = pod.spec.as_ref();
+        let proxy_status = pod
+            .status
+            .as_ref()
+            .and_then(|status| status.container_statuses.as_ref())
+            .and_then(|statuses| statuses.iter().find(|s| s.name == PROXY_CONTAINER));
+        Placement {
+            node: spec.and_then(|spec| spec.node_name.clone()),
+            owner: pod
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .find(|owner| owner.controller == Some(true))
+                .map(|owner| format!("{}/{}", owner.kind, owner.name)),
+            proxy_image: spec.and_then(|spec| {
+                spec.containers
+                    .iter()
+                    .find(|c| c.name == PROXY_CONTAINER)
+                    .and_then(|c| c.image.clone())
+            }),
+            revision: pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|labels| labels.get("istio.io/rev"))
+                .cloned(),
+            proxy_restarts: proxy_status.map_or(0, |s| s.restart_count),
+            proxy_ready: proxy_status.is_some_and(|s| s.ready),
+        }
+    }
 }
 
 impl PodView {
@@ -44,6 +97,7 @@ impl PodView {
             }),
             component_log_level: annotations.get(COMPONENT_LOG_LEVEL_ANNOTATION).cloned(),
             log_level: annotations.get(LOG_LEVEL_ANNOTATION).cloned(),
+            placement: Placement::of(pod),
         }
     }
 
@@ -140,6 +194,7 @@ mod tests {
             has_proxy: true,
             component_log_level: None,
             log_level: None,
+            placement: Default::default(),
         }
     }
 

@@ -78,6 +78,8 @@ pub enum PodState {
     /// The latest line predates the plugin's last change.
     Stale,
     Running,
+    /// Running with a sidecar, its log not read: outside the sample of a large fleet.
+    NotRead,
 }
 
 impl PodState {
@@ -95,6 +97,7 @@ impl PodState {
             PodState::NoLine => "no line since the plugin's last change",
             PodState::Stale => "latest line older than the plugin's last change",
             PodState::Running => "running the plugin",
+            PodState::NotRead => "not read (outside the sample)",
         }
     }
 }
@@ -320,11 +323,20 @@ fn envoy_problem(pod: &str, running: &super::admin::Running, image: &ImageCheck)
     }
 }
 
+/// How much of a fleet `report` reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Reading {
+    /// How many pods' logs are read at once.
+    pub max_log_requests: usize,
+    /// At most this many running pods' logs are read ([`super::sample::choose`]); 0: all.
+    pub sample: usize,
+}
+
 pub async fn report(
     cluster: &Cluster,
     plugin: Plugin,
     options: &oci::Options,
-    max_log_requests: usize,
+    reading: Reading,
 ) -> Report {
     let mut problems = Vec::new();
     let mut notes = Vec::new();
@@ -400,43 +412,52 @@ pub async fn report(
             )
         });
     }
-    // The logs (and, for the first pods, Envoy's admin) are read concurrently (bounded), the
-    // results handled in pod order.
+    // The sampled pods' logs (and, for the first of them, Envoy's admin) are read concurrently
+    // (bounded), the results handled in pod order.
+    let chosen = super::sample::choose(&selected, reading.sample);
+    let mut rank: Vec<Option<usize>> = vec![None; selected.len()];
+    for (position, &index) in chosen.iter().enumerate() {
+        rank[index] = Some(position);
+    }
     type Read = (
         Result<Option<Latest>, String>,
         Option<Result<super::admin::Running, String>>,
     );
-    let reads: Vec<Option<Read>> = futures::stream::iter(selected.iter().enumerate())
-        .map(|(index, pod)| {
+    let reads: Vec<Option<Read>> = futures::stream::iter(selected.iter().zip(&rank))
+        .map(|(pod, rank)| {
             let plugin = &plugin;
             async move {
-                if pod.has_proxy && pod.phase == "Running" {
-                    let latest = latest_line(cluster, plugin, &pod.name).await;
-                    let envoy = if index < ENVOY_READ_LIMIT {
-                        Some(envoy_running(cluster, plugin, &pod.name).await)
-                    } else {
-                        None
-                    };
-                    Some((latest, envoy))
+                let position = (*rank)?;
+                let latest = latest_line(cluster, plugin, &pod.name).await;
+                let envoy = if position < ENVOY_READ_LIMIT {
+                    Some(envoy_running(cluster, plugin, &pod.name).await)
                 } else {
                     None
-                }
+                };
+                Some((latest, envoy))
             }
         })
-        .buffered(max_log_requests.max(1))
+        .buffered(reading.max_log_requests.max(1))
         .collect()
         .await;
     let running_pods = selected
         .iter()
         .filter(|pod| pod.has_proxy && pod.phase == "Running")
         .count();
-    if running_pods > ENVOY_READ_LIMIT {
+    if chosen.len() < running_pods {
         notes.push(format!(
-            "Envoy's admin was read for the first {ENVOY_READ_LIMIT} of {running_pods} running pods only"
+            "the sidecar logs of {} of {running_pods} running pods were read: a sample with pods of every controller, node, proxy image and log level, restarted or unready sidecars first (--sample 0 reads every pod)",
+            chosen.len()
+        ));
+    }
+    if chosen.len() > ENVOY_READ_LIMIT {
+        notes.push(format!(
+            "Envoy's admin was read for {ENVOY_READ_LIMIT} of the {} pods whose logs were read",
+            chosen.len()
         ));
     }
     let mut checks = Vec::new();
-    for (pod, read) in selected.into_iter().zip(reads) {
+    for ((pod, read), rank) in selected.into_iter().zip(reads).zip(rank) {
         let (read, envoy) = match read {
             Some((latest, envoy)) => (Some(latest), envoy),
             None => (None, None),
@@ -471,7 +492,7 @@ pub async fn report(
                 "pod {} is {}, not Running",
                 check.pod.name, check.pod.phase
             ));
-        } else {
+        } else if rank.is_some() {
             match read.unwrap_or(Ok(None)) {
                 Ok(latest) => {
                     check.envoy_name = latest
@@ -532,6 +553,8 @@ pub async fn report(
             PodState::NotMeshed
         } else if check.pod.phase != "Running" {
             PodState::NotRunning
+        } else if rank.is_none() {
+            PodState::NotRead
         } else if check.log_error.is_some() {
             PodState::LogUnreadable
         } else {
