@@ -77,7 +77,8 @@ impl Resume {
 pub enum Action {
     /// Start reading the pod's log. `from_start`: the pod appeared after the command began,
     /// so every line it has is new (no `--since`/`--tail` window).
-    Read { pod: PodView, from_start: bool },
+    // Boxed: a pod view is large next to the other variants.
+    Read { pod: Box<PodView>, from_start: bool },
     /// Stop reading: the pod is gone.
     Stop { uid: String, name: String },
     /// Selected, but without an `istio-proxy` container: nothing to read (said once per pod).
@@ -198,14 +199,14 @@ impl Tracker {
                         },
                     );
                     actions.push(Action::Read {
-                        pod: pod.clone(),
+                        pod: Box::new(pod.clone()),
                         from_start: true,
                     });
                 }
                 Some(known) if known.state == State::Waiting => {
                     known.state = State::Reading;
                     actions.push(Action::Read {
-                        pod: pod.clone(),
+                        pod: Box::new(pod.clone()),
                         from_start: known.from_start,
                     });
                 }
@@ -322,7 +323,7 @@ mod tests {
         assert_eq!(
             tracker.observe(&listing),
             vec![Action::Read {
-                pod: b.clone(),
+                pod: Box::new(b.clone()),
                 from_start: true
             }]
         );
@@ -340,7 +341,7 @@ mod tests {
         assert_eq!(
             tracker.observe(&[a2.clone(), b]),
             vec![Action::Read {
-                pod: a2,
+                pod: Box::new(a2),
                 from_start: true
             }]
         );
@@ -396,7 +397,7 @@ mod tests {
         assert_eq!(
             tracker.observe(&listing),
             vec![Action::Read {
-                pod: a,
+                pod: Box::new(a),
                 from_start: false
             }],
             "the user's window again"
