@@ -91,6 +91,20 @@ pub struct ClusterArgs {
     pub kubeconfig: Option<PathBuf>,
 }
 
+/// The plugin a command acts on: its name, where it lives, and which kind (history, logs,
+/// status, delete, rollback).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PluginArgs {
+    /// The WasmPlugin's (or TrafficExtension's) name.
+    pub name: String,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// wasmplugin (wp), trafficextension (te), or auto: the WasmPlugin of that name if there
+    /// is one, else the TrafficExtension.
+    #[arg(long, value_enum, default_value = "auto", ignore_case = true)]
+    pub kind: KindChoice,
+}
+
 /// `--context`'s help where only one cluster is read; with `#[command(mut_arg("contexts",
 /// one_context))]` the flag also refuses a second value (a usage error, exit 2).
 pub const ONE_CONTEXT_HELP: &str = "kubeconfig context (default: its current-context)";

@@ -4,19 +4,13 @@ use std::process::ExitCode;
 use deployer::cluster::DryRun;
 use deployer::plugin::spec::KindChoice;
 
-use super::args::{ClusterArgs, DryRunArgs, DryRunMode};
+use super::args::{PluginArgs, DryRunArgs, DryRunMode};
 
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = EXAMPLES)]
 pub struct Args {
-    /// WasmPlugin name.
-    pub name: String,
     #[command(flatten)]
-    pub cluster: ClusterArgs,
-    /// wasmplugin (wp), trafficextension (te), or auto: the WasmPlugin of that name if there
-    /// is one, else the TrafficExtension.
-    #[arg(long, value_enum, default_value = "auto", ignore_case = true)]
-    pub kind: KindChoice,
+    pub plugin: PluginArgs,
     /// Succeed when the plugin does not exist.
     #[arg(long)]
     pub ignore_not_found: bool,
@@ -30,9 +24,9 @@ const EXAMPLES: &str = "Examples:
   deployer delete context-logger --context staging --context prod --dry-run=server";
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let clusters = args.cluster.connect_all().await?;
+    let clusters = args.plugin.cluster.connect_all().await?;
     for cluster in &clusters {
-        if let Some(kind) = args.kind.explicit() {
+        if let Some(kind) = args.plugin.kind.explicit() {
             cluster.ensure_crd_of(kind).await?;
         }
     }
@@ -49,14 +43,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             String::new()
         };
         let kind = cluster
-            .resolve_kind(args.kind, &namespace, &args.name)
+            .resolve_kind(args.plugin.kind, &namespace, &args.plugin.name)
             .await?;
         let resource = kind.singular_resource();
         let dry_run = match args.dry_run.mode {
             Some(DryRunMode::Client) => {
                 // Client dry run: only check that there is something to delete.
                 if cluster
-                    .get_object(kind, &namespace, &args.name)
+                    .get_object(kind, &namespace, &args.plugin.name)
                     .await?
                     .is_none()
                     && !args.ignore_not_found
@@ -64,13 +58,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     anyhow::bail!(
                         "{} {namespace}/{} not found (context {})",
                         kind.name().to_lowercase(),
-                        args.name,
+                        args.plugin.name,
                         cluster.context
                     );
                 }
                 println!(
                     "{resource}/{} deleted (dry run: client, namespace {namespace}{note})",
-                    args.name
+                    args.plugin.name
                 );
                 continue;
             }
@@ -78,7 +72,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             None => DryRun::Off,
         };
         match cluster
-            .delete_object(kind, &namespace, &args.name, dry_run)
+            .delete_object(kind, &namespace, &args.plugin.name, dry_run)
             .await
         {
             Ok(()) => {
@@ -89,13 +83,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 };
                 println!(
                     "{resource}/{} deleted ({dry}namespace {namespace}{note})",
-                    args.name
+                    args.plugin.name
                 );
             }
             Err(deployer::cluster::Error::NotFound { .. }) if args.ignore_not_found => {
                 println!(
                     "{resource}/{} not found, nothing to delete (namespace {namespace}{note})",
-                    args.name
+                    args.plugin.name
                 );
             }
             Err(err) => return Err(err.into()),

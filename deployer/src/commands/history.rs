@@ -7,19 +7,13 @@ use deployer::output::{self, Format};
 use deployer::plugin::spec::KindChoice;
 use serde::Serialize;
 
-use super::args::{ClusterArgs, live_plugin, one_context};
+use super::args::{PluginArgs, live_plugin, one_context};
 
 #[derive(Debug, clap::Args)]
 #[command(mut_arg("contexts", one_context), after_long_help = EXAMPLES)]
 pub struct Args {
-    /// The WasmPlugin's (or TrafficExtension's) name.
-    pub name: String,
     #[command(flatten)]
-    pub cluster: ClusterArgs,
-    /// wasmplugin (wp), trafficextension (te), or auto: the WasmPlugin of that name if there
-    /// is one, else the TrafficExtension.
-    #[arg(long, value_enum, default_value = "auto", ignore_case = true)]
-    pub kind: KindChoice,
+    pub plugin: PluginArgs,
     /// Output format: text, json or yaml.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Format,
@@ -44,9 +38,9 @@ struct Row {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let cluster = args.cluster.connect_one().await?;
-    let namespace = args.cluster.namespace_in(&cluster);
-    let (kind, live) = live_plugin(&cluster, args.kind, &namespace, &args.name, "").await?;
+    let cluster = args.plugin.cluster.connect_one().await?;
+    let namespace = args.plugin.cluster.namespace_in(&cluster);
+    let (kind, live) = live_plugin(&cluster, args.plugin.kind, &namespace, &args.plugin.name, "").await?;
     let history = history_of(&live)?;
     let current = history.latest().map(|revision| revision.revision);
     let rows: Vec<Row> = history
@@ -80,7 +74,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!(
             "{}/{} has no recorded revisions (it was not applied by deployer apply)",
             kind.singular_resource(),
-            args.name
+            args.plugin.name
         );
         return Ok(ExitCode::SUCCESS);
     }

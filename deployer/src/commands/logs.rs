@@ -17,15 +17,13 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::AbortHandle;
 use tokio::time::MissedTickBehavior;
 
-use super::args::{ClusterArgs, one_context};
+use super::args::{PluginArgs, one_context};
 
 #[derive(Debug, clap::Args)]
 #[command(mut_arg("contexts", one_context), after_long_help = EXAMPLES)]
 pub struct Args {
-    /// The WasmPlugin's (or TrafficExtension's) name.
-    pub name: String,
     #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub plugin: PluginArgs,
     /// Keep streaming new lines.
     #[arg(short = 'f', long)]
     pub follow: bool,
@@ -43,10 +41,6 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = pods::MAX_LOG_REQUESTS,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_log_requests: u32,
-    /// wasmplugin (wp), trafficextension (te), or auto: the WasmPlugin of that name if there
-    /// is one, else the TrafficExtension.
-    #[arg(long, value_enum, default_value = "auto", ignore_case = true)]
-    pub kind: deployer::plugin::spec::KindChoice,
 }
 
 const EXAMPLES: &str = "Examples:
@@ -85,14 +79,14 @@ enum Message {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let connect = args.cluster.connect_options_one();
+    let connect = args.plugin.cluster.connect_options_one();
     let cluster = Cluster::connect(&connect).await?;
-    let namespace = args.cluster.namespace_in(&cluster);
-    let plugin = deployer::mesh::plugin::find(&cluster, args.kind, &namespace, &args.name).await?;
+    let namespace = args.plugin.cluster.namespace_in(&cluster);
+    let plugin = deployer::mesh::plugin::find(&cluster, args.plugin.kind, &namespace, &args.plugin.name).await?;
     if !plugin.targets_workloads() {
         anyhow::bail!(
             "WasmPlugin {namespace}/{} attaches through {}: read the logs of those gateways' pods (kubectl logs -l <gateway labels> | grep \"wasm log {}\")",
-            args.name,
+            args.plugin.name,
             select::describe_selector(&plugin),
             plugin.envoy_name()
         );
@@ -102,10 +96,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if selection.selected.is_empty() {
         anyhow::bail!(
             "no pod in namespace {namespace} matches WasmPlugin {}'s selector {} ({} pod(s) there): nothing to read; `deployer status {}` says more",
-            args.name,
+            args.plugin.name,
             select::describe_selector(&plugin),
             selection.not_selected,
-            args.name
+            args.plugin.name
         );
     }
     let (meshed, outside): (Vec<_>, Vec<_>) = selection
@@ -287,7 +281,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         names.dedup();
         anyhow::bail!(
             "could not read the {PROXY_CONTAINER} log of {which} pod(s) WasmPlugin {namespace}/{} selects: {}{more}{hint} (see the warnings above)",
-            args.name,
+            args.plugin.name,
             names.join(", ")
         );
     }
@@ -313,7 +307,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!(
             "no line about {} {namespace}/{} ({looked_for}) in the {PROXY_CONTAINER} logs of {} pod(s).",
             plugin.kind,
-            args.name,
+            args.plugin.name,
             meshed.len()
         );
         eprintln!("{}", level_hint(&quiet));

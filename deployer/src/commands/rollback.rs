@@ -10,15 +10,15 @@ use deployer::oci::RegistryArgs;
 use deployer::output::{ObjectFormat, print_objects};
 
 use super::args::{
-    ClusterArgs, DryRunArgs, DryRunMode, VERIFIED_KEY_ANNOTATION, VerifyArgs, live_plugin,
+    PluginArgs, DryRunArgs, DryRunMode, VERIFIED_KEY_ANNOTATION, VerifyArgs, live_plugin,
     verify_url,
 };
 
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = EXAMPLES)]
 pub struct Args {
-    /// WasmPlugin (or TrafficExtension) name.
-    pub name: String,
+    #[command(flatten)]
+    pub plugin: PluginArgs,
     /// Revision to restore (`deployer history NAME` lists them); default: the one before the
     /// current.
     #[arg(value_name = "REVISION")]
@@ -32,13 +32,7 @@ pub struct Args {
     )]
     pub to: Option<u64>,
     #[command(flatten)]
-    pub cluster: ClusterArgs,
-    #[command(flatten)]
     pub dry_run: DryRunArgs,
-    /// wasmplugin (wp), trafficextension (te), or auto: the WasmPlugin of that name if there
-    /// is one, else the TrafficExtension.
-    #[arg(long, value_enum, default_value = "auto", ignore_case = true)]
-    pub kind: KindChoice,
     /// Take over fields another field manager owns.
     #[arg(long)]
     pub force_conflicts: bool,
@@ -63,25 +57,25 @@ const EXAMPLES: &str = "Examples:
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let verify_key = args.verify.load()?;
     let registry = args.registry.clone().into_options()?;
-    let clusters = args.cluster.connect_all().await?;
+    let clusters = args.plugin.cluster.connect_all().await?;
     // Every cluster's target revision is found before the first write.
     let mut plans = Vec::new();
     for cluster in &clusters {
-        let namespace = args.cluster.namespace_in(cluster);
+        let namespace = args.plugin.cluster.namespace_in(cluster);
         let (kind, live) = live_plugin(
             cluster,
-            args.kind,
+            args.plugin.kind,
             &namespace,
-            &args.name,
+            &args.plugin.name,
             ": nothing to roll back",
         )
         .await?;
         let history = history_of(&live)?;
         let target = history
-            .target(&args.name, args.revision.or(args.to))?
+            .target(&args.plugin.name, args.revision.or(args.to))?
             .clone();
         let mut manifest =
-            WasmPluginManifest::of_kind(kind, &args.name, &namespace, target.spec.clone());
+            WasmPluginManifest::of_kind(kind, &args.plugin.name, &namespace, target.spec.clone());
         if let Some(labels) = &live.metadata.labels {
             manifest.metadata.labels = labels.clone().into_iter().collect();
         }
@@ -108,7 +102,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!(
                     "{}/{} would roll back to revision {from} (dry run: client, nothing sent; url {}{})",
                     manifest.kind.singular_resource(),
-                    args.name,
+                    args.plugin.name,
                     manifest.spec.url,
                     note(cluster)
                 );
@@ -140,7 +134,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!(
                 "{}/{} rolled back to revision {from}{revision} ({dry}{}, url {}{})",
                 manifest.kind.singular_resource(),
-                args.name,
+                args.plugin.name,
                 applied.outcome,
                 manifest.spec.url,
                 note(cluster)

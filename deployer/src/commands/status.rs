@@ -11,15 +11,13 @@ use deployer::mesh::{PROXY_CONTAINER, pods};
 use deployer::oci::RegistryArgs;
 use deployer::output::Format;
 
-use super::args::{ClusterArgs, one_context};
+use super::args::{PluginArgs, one_context};
 
 #[derive(Debug, clap::Args)]
 #[command(mut_arg("contexts", one_context), after_long_help = EXAMPLES)]
 pub struct Args {
-    /// The WasmPlugin's (or TrafficExtension's) name.
-    pub name: String,
     #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub plugin: PluginArgs,
     /// Output format: text, json or yaml (json and yaml are always complete).
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: Format,
@@ -37,10 +35,6 @@ pub struct Args {
     /// always complete.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub max_pods_shown: usize,
-    /// wasmplugin (wp), trafficextension (te), or auto: the WasmPlugin of that name if there
-    /// is one, else the TrafficExtension.
-    #[arg(long, value_enum, default_value = "auto", ignore_case = true)]
-    pub kind: deployer::plugin::spec::KindChoice,
     /// How to reach the registry to check the image.
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -56,9 +50,9 @@ could not run (no cluster, no such plugin, bad flags).";
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = args.registry.into_options()?;
-    let cluster = args.cluster.connect_one().await?;
-    let namespace = args.cluster.namespace_in(&cluster);
-    let plugin = deployer::mesh::plugin::find(&cluster, args.kind, &namespace, &args.name).await?;
+    let cluster = args.plugin.cluster.connect_one().await?;
+    let namespace = args.plugin.cluster.namespace_in(&cluster);
+    let plugin = deployer::mesh::plugin::find(&cluster, args.plugin.kind, &namespace, &args.plugin.name).await?;
     let reading = status::Reading {
         max_log_requests: args.max_log_requests as usize,
         sample: args.sample,
