@@ -2,9 +2,8 @@
 use std::process::ExitCode;
 
 use deployer::cluster::DryRun;
-use deployer::plugin::spec::KindChoice;
 
-use super::args::{PluginArgs, DryRunArgs, DryRunMode};
+use super::args::{DryRunArgs, DryRunMode, PluginArgs};
 
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = EXAMPLES)]
@@ -33,6 +32,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let several = clusters.len() > 1;
     for cluster in &clusters {
         let namespace = args
+            .plugin
             .cluster
             .namespace
             .clone()

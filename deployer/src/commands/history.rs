@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use deployer::cluster::wasmplugin::history_of;
 use deployer::output::{self, Format};
-use deployer::plugin::spec::KindChoice;
 use serde::Serialize;
 
 use super::args::{PluginArgs, live_plugin, one_context};
@@ -40,7 +39,14 @@ struct Row {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cluster = args.plugin.cluster.connect_one().await?;
     let namespace = args.plugin.cluster.namespace_in(&cluster);
-    let (kind, live) = live_plugin(&cluster, args.plugin.kind, &namespace, &args.plugin.name, "").await?;
+    let (kind, live) = live_plugin(
+        &cluster,
+        args.plugin.kind,
+        &namespace,
+        &args.plugin.name,
+        "",
+    )
+    .await?;
     let history = history_of(&live)?;
     let current = history.latest().map(|revision| revision.revision);
     let rows: Vec<Row> = history

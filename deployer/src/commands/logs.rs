@@ -82,7 +82,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let connect = args.plugin.cluster.connect_options_one();
     let cluster = Cluster::connect(&connect).await?;
     let namespace = args.plugin.cluster.namespace_in(&cluster);
-    let plugin = deployer::mesh::plugin::find(&cluster, args.plugin.kind, &namespace, &args.plugin.name).await?;
+    let plugin =
+        deployer::mesh::plugin::find(&cluster, args.plugin.kind, &namespace, &args.plugin.name)
+            .await?;
     if !plugin.targets_workloads() {
         anyhow::bail!(
             "WasmPlugin {namespace}/{} attaches through {}: read the logs of those gateways' pods (kubectl logs -l <gateway labels> | grep \"wasm log {}\")",

@@ -4,13 +4,13 @@ use std::process::ExitCode;
 
 use deployer::cluster::DryRun;
 use deployer::cluster::wasmplugin::history_of;
-use deployer::plugin::spec::{KindChoice, WasmPluginManifest};
+use deployer::plugin::spec::WasmPluginManifest;
 
 use deployer::oci::RegistryArgs;
 use deployer::output::{ObjectFormat, print_objects};
 
 use super::args::{
-    PluginArgs, DryRunArgs, DryRunMode, VERIFIED_KEY_ANNOTATION, VerifyArgs, live_plugin,
+    DryRunArgs, DryRunMode, PluginArgs, VERIFIED_KEY_ANNOTATION, VerifyArgs, live_plugin,
     verify_url,
 };
 

@@ -52,7 +52,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = args.registry.into_options()?;
     let cluster = args.plugin.cluster.connect_one().await?;
     let namespace = args.plugin.cluster.namespace_in(&cluster);
-    let plugin = deployer::mesh::plugin::find(&cluster, args.plugin.kind, &namespace, &args.plugin.name).await?;
+    let plugin =
+        deployer::mesh::plugin::find(&cluster, args.plugin.kind, &namespace, &args.plugin.name)
+            .await?;
     let reading = status::Reading {
         max_log_requests: args.max_log_requests as usize,
         sample: args.sample,
