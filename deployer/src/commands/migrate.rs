@@ -416,15 +416,8 @@ async fn restore(cluster: &Cluster, object: &kube::api::DynamicObject) {
     let spec = object.data.get("spec").cloned().unwrap_or_default();
     // What was deleted passed `traffic_extension_for`'s strict read, so nothing is lost here.
     let restored = deployer::plugin::read::strict(Kind::WasmPlugin, &spec).map(|spec| {
-        let mut manifest = deployer::plugin::spec::WasmPluginManifest::new(&name, &namespace, spec);
-        manifest.metadata.labels = object
-            .metadata
-            .labels
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        manifest
+        deployer::plugin::spec::WasmPluginManifest::new(&name, &namespace, spec)
+            .with_labels(object.metadata.labels.as_ref())
     });
     let result = match restored {
         Ok(manifest) => cluster

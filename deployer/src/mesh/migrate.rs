@@ -61,14 +61,8 @@ pub fn traffic_extension_for(object: &DynamicObject) -> Result<WasmPluginManifes
             problems,
         });
     }
-    let mut manifest = WasmPluginManifest::of_kind(Kind::TrafficExtension, &name, &namespace, spec);
-    manifest.metadata.labels = object
-        .metadata
-        .labels
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
+    let mut manifest = WasmPluginManifest::of_kind(Kind::TrafficExtension, &name, &namespace, spec)
+        .with_labels(object.metadata.labels.as_ref());
     // The history goes with the object (apply_plugin_from extends it); other annotations
     // belong to whoever wrote them on the WasmPlugin.
     if let Some(text) = object

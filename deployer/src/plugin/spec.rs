@@ -423,6 +423,12 @@ impl WasmPluginManifest {
             status: None,
         }
     }
+
+    /// The manifest with `labels` (a cluster object's, carried over when a plugin moves).
+    pub fn with_labels(mut self, labels: Option<&BTreeMap<String, String>>) -> Self {
+        self.metadata.labels = labels.cloned().unwrap_or_default();
+        self
+    }
 }
 
 #[cfg(test)]
