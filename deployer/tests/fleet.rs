@@ -239,6 +239,42 @@ fn status_reads_a_sample_with_every_kind_of_pod_and_says_how_many() {
         "--sample 0 reads every pod: {states:?}"
     );
     assert!(!notes.contains("were read"), "{notes}");
+
+    // Several --context: one report each (-o json: a list), in the order given.
+    let several = |contexts: &[&str]| {
+        let mut command = tools::deployer();
+        command.envs(stack.env()).args([
+            "status",
+            PLUGIN,
+            "-n",
+            &ns.name,
+            "--plain-http",
+            "-o",
+            "json",
+        ]);
+        for context in contexts {
+            command.args(["--context", context]);
+        }
+        command.output().expect("run deployer status")
+    };
+    let output = several(&["wasm-stack", "wasm-stack"]);
+    let reports: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|err| panic!("{err}: {output:?}"));
+    let contexts: Vec<&str> = reports
+        .as_array()
+        .unwrap_or_else(|| panic!("a list: {reports}"))
+        .iter()
+        .map(|report| report["context"].as_str().unwrap())
+        .collect();
+    assert_eq!(contexts, ["wasm-stack", "wasm-stack"]);
+    // A context that may not read the plugin: could not check (2), and the error names it.
+    let output = several(&["wasm-stack", &stack.dev_context]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("context {}", stack.dev_context)),
+        "{stderr}"
+    );
 }
 
 #[test]

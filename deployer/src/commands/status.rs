@@ -11,10 +11,12 @@ use deployer::mesh::{PROXY_CONTAINER, pods};
 use deployer::oci::RegistryArgs;
 use deployer::output::Format;
 
-use super::args::{PluginArgs, one_context};
+use anyhow::Context;
+
+use super::args::PluginArgs;
 
 #[derive(Debug, clap::Args)]
-#[command(mut_arg("contexts", one_context), after_long_help = EXAMPLES)]
+#[command(after_long_help = EXAMPLES)]
 pub struct Args {
     #[command(flatten)]
     pub plugin: PluginArgs,
@@ -44,29 +46,48 @@ const EXAMPLES: &str = "Examples:
   deployer status context-logger -n demo
   deployer status context-logger -n demo -o json | jq .pods
   deployer status context-logger --kind te --context staging
+  deployer status context-logger -n demo --context eu-1 --context us-1   # every cluster
 
 Exit status: 0 when every check passes, 1 when a check found a problem, 2 when the checks
-could not run (no cluster, no such plugin, bad flags).";
+could not run (no cluster, no such plugin, bad flags). With several --context, one report per
+cluster (-o json: a list of them), and 1 when any cluster has a problem.";
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = args.registry.into_options()?;
-    let cluster = args.plugin.cluster.connect_one().await?;
-    let namespace = args.plugin.cluster.namespace_in(&cluster);
-    let plugin =
-        deployer::mesh::plugin::find(&cluster, args.plugin.kind, &namespace, &args.plugin.name)
-            .await?;
+    let clusters = args.plugin.cluster.connect_all().await?;
     let reading = status::Reading {
         max_log_requests: args.max_log_requests as usize,
         sample: args.sample,
     };
-    let report = status::report(&cluster, plugin, &options, reading).await;
+    // Clusters are checked at once: each is its own API server and registry round trips.
+    let reports = futures::future::try_join_all(clusters.iter().map(|cluster| {
+        let (plugin, options) = (&args.plugin, &options);
+        async move {
+            let namespace = plugin.cluster.namespace_in(cluster);
+            let found =
+                deployer::mesh::plugin::find(cluster, plugin.kind, &namespace, &plugin.name)
+                    .await
+                    .with_context(|| format!("context {}", cluster.context))?;
+            anyhow::Ok(status::report(cluster, found, options, reading).await)
+        }
+    }))
+    .await?;
     let limit = if args.max_pods_shown == 0 {
         usize::MAX
     } else {
         args.max_pods_shown
     };
-    deployer::output::print(args.output, &report, || text(&report, limit))?;
-    Ok(if report.healthy() {
+    match reports.as_slice() {
+        [report] => deployer::output::print(args.output, report, || text(report, limit))?,
+        several => deployer::output::print(args.output, several, || {
+            several
+                .iter()
+                .map(|report| text(report, limit))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?,
+    }
+    Ok(if reports.iter().all(Report::healthy) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
