@@ -75,6 +75,14 @@ fn log_file(dir: &Path, pod: &str) -> PathBuf {
     dir.join(format!("{pod}.log"))
 }
 
+/// Serves each pod `count` lines (seq 0..count) from its own file in `dir`.
+fn serve(ns: &Namespace<'_>, dir: &Path, pods: &[String], count: usize) {
+    for pod in pods {
+        std::fs::write(log_file(dir, pod), lines(ns, pod, 0, count)).unwrap();
+        ns.serve_logs(pod, "istio-proxy", &log_file(dir, pod));
+    }
+}
+
 fn deployer_logs(stack: &Stack, ns: &Namespace<'_>, extra: &[&str]) -> std::process::Output {
     let mut command = tools::deployer();
     command
@@ -111,10 +119,7 @@ fn logs_exits_non_zero_naming_the_pod_whose_log_cannot_be_read() {
     let (ns, pods) = fleet(stack, "fleet-unread", 3);
     let dir = tempfile::tempdir().unwrap();
     // p-02 gets no Logs object: kwok has no log to serve for it.
-    for pod in &pods[..2] {
-        std::fs::write(log_file(dir.path(), pod), lines(&ns, pod, 0, 3)).unwrap();
-        ns.serve_logs(pod, "istio-proxy", &log_file(dir.path(), pod));
-    }
+    serve(&ns, dir.path(), &pods[..2], 3);
     let output = deployer_logs(stack, &ns, &[]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -135,10 +140,7 @@ fn a_small_max_log_requests_still_reads_every_line_of_every_pod() {
     let stack = stack();
     let (ns, pods) = fleet(stack, "fleet-cap", 12);
     let dir = tempfile::tempdir().unwrap();
-    for pod in &pods {
-        std::fs::write(log_file(dir.path(), pod), lines(&ns, pod, 0, 5)).unwrap();
-        ns.serve_logs(pod, "istio-proxy", &log_file(dir.path(), pod));
-    }
+    serve(&ns, dir.path(), &pods, 5);
     let output = deployer_logs(stack, &ns, &["--max-log-requests", "2"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -169,10 +171,7 @@ fn status_reads_a_sample_with_every_kind_of_pod_and_says_how_many() {
     let stack = stack();
     let (ns, pods) = fleet(stack, "fleet-sample", 6);
     let dir = tempfile::tempdir().unwrap();
-    for pod in &pods {
-        std::fs::write(log_file(dir.path(), pod), lines(&ns, pod, 0, 2)).unwrap();
-        ns.serve_logs(pod, "istio-proxy", &log_file(dir.path(), pod));
-    }
+    serve(&ns, dir.path(), &pods, 2);
     kubectl_ok(ns.kubectl().args([
         "annotate",
         "pod",
