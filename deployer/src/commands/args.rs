@@ -179,29 +179,30 @@ impl ClusterArgs {
     }
 }
 
-/// The plugin as stored, of the kind `choice` picks (auto: the WasmPlugin of that name if there
-/// is one, else the TrafficExtension); not found is an error that says what was looked for,
-/// then `consequence` (e.g. ": nothing to roll back").
-pub async fn live_plugin(
-    cluster: &Cluster,
-    choice: KindChoice,
-    namespace: &str,
-    name: &str,
-    consequence: &str,
-) -> anyhow::Result<(Kind, DynamicObject)> {
-    let kind = cluster.resolve_kind(choice, namespace, name).await?;
-    cluster.ensure_crd_of(kind).await?;
-    let live = cluster
-        .get_object(kind, namespace, name)
-        .await?
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "{} {namespace}/{name} not found (context {}){consequence}",
-                kind.name().to_lowercase(),
-                cluster.context
-            )
-        })?;
-    Ok((kind, live))
+impl PluginArgs {
+    /// The plugin as stored in `cluster`, of the kind `--kind` picks (auto: the WasmPlugin of
+    /// that name if there is one, else the TrafficExtension); not found is an error that says
+    /// what was looked for, then `consequence` (e.g. ": nothing to roll back").
+    pub async fn live(
+        &self,
+        cluster: &Cluster,
+        consequence: &str,
+    ) -> anyhow::Result<(Kind, DynamicObject)> {
+        let (namespace, name) = (self.cluster.namespace_in(cluster), &self.name);
+        let kind = cluster.resolve_kind(self.kind, &namespace, name).await?;
+        cluster.ensure_crd_of(kind).await?;
+        let live = cluster
+            .get_object(kind, &namespace, name)
+            .await?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} {namespace}/{name} not found (context {}){consequence}",
+                    kind.name().to_lowercase(),
+                    cluster.context
+                )
+            })?;
+        Ok((kind, live))
+    }
 }
 
 pub fn check(draft: &Draft, namespace: &str, skip: bool) -> anyhow::Result<()> {

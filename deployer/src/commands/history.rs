@@ -6,7 +6,7 @@ use deployer::cluster::wasmplugin::history_of;
 use deployer::output::{self, Format};
 use serde::Serialize;
 
-use super::args::{PluginArgs, live_plugin, one_context};
+use super::args::{PluginArgs, one_context};
 
 #[derive(Debug, clap::Args)]
 #[command(mut_arg("contexts", one_context), after_long_help = EXAMPLES)]
@@ -38,15 +38,7 @@ struct Row {
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cluster = args.plugin.cluster.connect_one().await?;
-    let namespace = args.plugin.cluster.namespace_in(&cluster);
-    let (kind, live) = live_plugin(
-        &cluster,
-        args.plugin.kind,
-        &namespace,
-        &args.plugin.name,
-        "",
-    )
-    .await?;
+    let (kind, live) = args.plugin.live(&cluster, "").await?;
     let history = history_of(&live)?;
     let current = history.latest().map(|revision| revision.revision);
     let rows: Vec<Row> = history

@@ -10,8 +10,7 @@ use deployer::oci::RegistryArgs;
 use deployer::output::{ObjectFormat, print_objects};
 
 use super::args::{
-    DryRunArgs, DryRunMode, PluginArgs, VERIFIED_KEY_ANNOTATION, VerifyArgs, live_plugin,
-    verify_url,
+    DryRunArgs, DryRunMode, PluginArgs, VERIFIED_KEY_ANNOTATION, VerifyArgs, verify_url,
 };
 
 #[derive(Debug, clap::Args)]
@@ -62,14 +61,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut plans = Vec::new();
     for cluster in &clusters {
         let namespace = args.plugin.cluster.namespace_in(cluster);
-        let (kind, live) = live_plugin(
-            cluster,
-            args.plugin.kind,
-            &namespace,
-            &args.plugin.name,
-            ": nothing to roll back",
-        )
-        .await?;
+        let (kind, live) = args.plugin.live(cluster, ": nothing to roll back").await?;
         let history = history_of(&live)?;
         let target = history
             .target(&args.plugin.name, args.revision.or(args.to))?
