@@ -60,7 +60,7 @@ fn usage_errors_exit_2() {
         vec![],
         vec!["no-such-command"],
         vec!["list", "--no-such-flag"],
-        vec!["logs", "p", "--context", "a", "--context", "b"],
+        vec!["history", "p", "--context", "a", "--context", "b"],
         vec!["status", "p", "-o", "xml"],
         vec!["rollback", "p", "two"],
         vec!["rollback", "p", "2", "--to", "3"],
@@ -77,6 +77,7 @@ fn could_not_check_exits_2_and_found_a_problem_exits_1() {
     for args in [
         vec!["status", "p"],
         vec!["logs", "p"],
+        vec!["logs", "p", "--context", "a", "--context", "b"],
         vec!["history", "p"],
         vec!["rollback", "p", "2", "--dry-run"],
         vec!["list"],

@@ -162,6 +162,70 @@ fn a_small_max_log_requests_still_reads_every_line_of_every_pod() {
     );
 }
 
+/// `logs` with several `--context`: every cluster is read (here the same one twice), each
+/// line's prefix naming its context; a context that cannot read the plugin fails the command
+/// before any line is printed, naming it.
+#[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
+fn logs_reads_every_context_and_names_it_in_each_line() {
+    let _shared = KWOK.read().unwrap_or_else(|e| e.into_inner());
+    let stack = stack();
+    let (ns, pods) = fleet(stack, "fleet-contexts", 2);
+    let dir = tempfile::tempdir().unwrap();
+    serve(&ns, dir.path(), &pods, 3);
+    let contexts = |names: &[&str]| -> Vec<String> {
+        names
+            .iter()
+            .flat_map(|name| ["--context".to_string(), name.to_string()])
+            .collect()
+    };
+    let args = contexts(&["wasm-stack", "wasm-stack"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = deployer_logs(stack, &ns, &args);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    // Every line names the context; without it, they are the lines of one context, twice.
+    let unlabelled: String = stdout
+        .lines()
+        .map(|line| {
+            let rest = line
+                .strip_prefix("[wasm-stack/pod/")
+                .unwrap_or_else(|| panic!("a line without the context: {line}\n{stdout}"));
+            format!("[pod/{rest}\n")
+        })
+        .collect();
+    let mut seen = seqs(&unlabelled);
+    assert_eq!(seen.len(), 2 * 2 * 3, "{stdout}");
+    seen.sort();
+    let mut expected: Vec<(String, usize)> = pods
+        .iter()
+        .flat_map(|pod| (0..3).map(move |seq| (pod.clone(), seq)))
+        .flat_map(|line| [line.clone(), line])
+        .collect();
+    expected.sort();
+    assert_eq!(
+        seen, expected,
+        "each pod's lines once per context: {stdout}"
+    );
+
+    // A context that may not read WasmPlugins: exit 2 naming it, and not a line printed.
+    let args = contexts(&["wasm-stack", &stack.dev_context]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = deployer_logs(stack, &ns, &args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("context {}", stack.dev_context)),
+        "{stderr}"
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
 /// `status` over more pods than `--sample`: the pods of every group (here a pod whose sidecar
 /// logs at another level) are read, the others counted as not read, and the sample is named.
 #[test]

@@ -76,7 +76,7 @@ pub async fn verify_url(url: &str, key: &PublicKey, registry: &oci::Options) -> 
 }
 
 /// Which clusters and namespace: the flags of every command that talks to a cluster, spelled
-/// as kubectl spells them. Commands that read one cluster (logs, status, migrate, history)
+/// as kubectl spells them. Commands that read one cluster (migrate, history)
 /// take `--context` once: see [`ONE_CONTEXT_HELP`].
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClusterArgs {
@@ -162,20 +162,27 @@ impl ClusterArgs {
 
     /// Builds a client per context (no request yet); fails before any write if one is unusable.
     pub async fn connect_all(&self) -> anyhow::Result<Vec<Cluster>> {
+        let mut clusters = Vec::new();
+        for options in self.connect_options_all() {
+            clusters.push(Cluster::connect(&options).await?);
+        }
+        Ok(clusters)
+    }
+
+    /// How to reach each cluster `connect_all` connects to, in the same order.
+    pub fn connect_options_all(&self) -> Vec<ConnectOptions> {
         let contexts: Vec<Option<String>> = if self.contexts.is_empty() {
             vec![None]
         } else {
             self.contexts.iter().cloned().map(Some).collect()
         };
-        let mut clusters = Vec::new();
-        for context in contexts {
-            let options = ConnectOptions {
+        contexts
+            .into_iter()
+            .map(|context| ConnectOptions {
                 kubeconfig: self.kubeconfig.clone(),
                 context,
-            };
-            clusters.push(Cluster::connect(&options).await?);
-        }
-        Ok(clusters)
+            })
+            .collect()
     }
 }
 

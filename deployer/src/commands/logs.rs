@@ -1,13 +1,16 @@
 //! `deployer logs NAME`: what the sidecars of the pods a WasmPlugin selects say about it,
 //! streamed from every pod at once through the API server, each line prefixed by its pod. With
 //! `-f` it also reads the pods the plugin selects that appear later, and stops reading deleted ones.
+//! With several `--context`, every cluster is read at once and each line also names its context.
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deployer::cluster::Cluster;
+use anyhow::Context;
+use deployer::cluster::{Cluster, ConnectOptions};
+use deployer::mesh::plugin::Plugin;
 use deployer::mesh::pods::{self, LogWindow};
 use deployer::mesh::{PROXY_CONTAINER, PodView, follow, logline, select};
 use futures::{AsyncBufReadExt, StreamExt};
@@ -17,10 +20,10 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::AbortHandle;
 use tokio::time::MissedTickBehavior;
 
-use super::args::{PluginArgs, one_context};
+use super::args::PluginArgs;
 
 #[derive(Debug, clap::Args)]
-#[command(mut_arg("contexts", one_context), after_long_help = EXAMPLES)]
+#[command(after_long_help = EXAMPLES)]
 pub struct Args {
     #[command(flatten)]
     pub plugin: PluginArgs,
@@ -37,7 +40,8 @@ pub struct Args {
     #[arg(long)]
     pub all: bool,
     /// At most this many log requests at once, one per pod being read (kubectl's flag of the
-    /// same name). With -f every pod is read at once, so it must be at least the pod count.
+    /// same name), in each cluster. With -f every pod is read at once, so it must be at least
+    /// the pod count of each cluster.
     #[arg(long, value_name = "N", default_value_t = pods::MAX_LOG_REQUESTS,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_log_requests: u32,
@@ -46,7 +50,14 @@ pub struct Args {
 const EXAMPLES: &str = "Examples:
   deployer logs context-logger -n demo
   deployer logs context-logger -n demo -f --since 5m
-  deployer logs context-logger --all --tail 100 --context staging";
+  deployer logs context-logger --all --tail 100 --context staging
+  deployer logs context-logger -n demo -f --context eu-1 --context us-1   # every cluster
+
+Each line starts with the pod it comes from: [pod/NAME/istio-proxy]. With several --context,
+every cluster is read at once and each line names its context too:
+[CONTEXT/pod/NAME/istio-proxy], as do the notes and warnings on stderr; --max-log-requests
+applies to each cluster. Every cluster's plugin is found before any log is read: one that
+cannot be found fails the command (exit 2) naming its context, before a line is printed.";
 
 /// How often `-f` lists the selected pods to read new ones and stop reading deleted ones. A
 /// bounded poll rather than a watch: one list call (filtered by the selector) every two seconds
@@ -79,65 +90,23 @@ enum Message {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let connect = args.plugin.cluster.connect_options_one();
-    let cluster = Cluster::connect(&connect).await?;
-    let namespace = args.plugin.cluster.namespace_in(&cluster);
-    let plugin =
-        deployer::mesh::plugin::find(&cluster, args.plugin.kind, &namespace, &args.plugin.name)
-            .await?;
-    if !plugin.targets_workloads() {
-        anyhow::bail!(
-            "WasmPlugin {namespace}/{} attaches through {}: read the logs of those gateways' pods (kubectl logs -l <gateway labels> | grep \"wasm log {}\")",
-            args.plugin.name,
-            select::describe_selector(&plugin),
-            plugin.envoy_name()
-        );
-    }
-    let all_pods = pods::list_pods(&cluster, &namespace).await?;
-    let selection = select::select(&plugin, &all_pods);
-    if selection.selected.is_empty() {
-        anyhow::bail!(
-            "no pod in namespace {namespace} matches WasmPlugin {}'s selector {} ({} pod(s) there): nothing to read; `deployer status {}` says more",
-            args.plugin.name,
-            select::describe_selector(&plugin),
-            selection.not_selected,
-            args.plugin.name
-        );
-    }
-    let (meshed, outside): (Vec<_>, Vec<_>) = selection
-        .selected
-        .into_iter()
-        .partition(|pod| pod.has_proxy);
-    for pod in &outside {
-        eprintln!("{}", not_meshed(&pod.name));
-    }
-    if meshed.is_empty() {
-        anyhow::bail!(
-            "none of the {} selected pod(s) has an {PROXY_CONTAINER} container, so the plugin runs nowhere: enable sidecar injection (label the namespace istio-injection=enabled) and restart the pods",
-            outside.len()
-        );
-    }
-    let quiet: Vec<String> = meshed
-        .iter()
-        .filter(|pod| !pod.logs_wasm_info())
-        .map(|pod| pod.name.clone())
-        .collect();
-    if args.follow && !args.all && !quiet.is_empty() {
-        eprintln!("{}", level_hint(&quiet));
-    }
-    let cap = args.max_log_requests as usize;
-    if args.follow && meshed.len() > cap {
-        anyhow::bail!(
-            "-f reads {} pods' logs at once, but --max-log-requests is {cap}: pass --max-log-requests {} (each stream is a connection: mind `ulimit -n`), or select fewer pods",
-            meshed.len(),
-            meshed.len()
-        );
-    }
-    let client = if args.follow {
-        pods::streaming_client(&connect).await?
-    } else {
-        cluster.client.clone()
-    };
+    let args = &args;
+    let options = args.plugin.cluster.connect_options_all();
+    let clusters = args.plugin.cluster.connect_all().await?;
+    let several = clusters.len() > 1;
+    // Every cluster's plugin and pods are found before any log is read, at once: a context
+    // that cannot read the plugin fails the command before a line is printed.
+    let sites = futures::future::try_join_all(clusters.into_iter().zip(options).map(
+        |(cluster, connect)| async move {
+            let context = several.then(|| cluster.context.clone());
+            let found = Site::find(args, cluster, &connect, context.clone()).await;
+            match context {
+                Some(context) => found.with_context(|| format!("context {context}")),
+                None => found,
+            }
+        },
+    ))
+    .await?;
     let window = LogWindow {
         follow: args.follow,
         // kubectl sends no window for --since=0.
@@ -146,148 +115,186 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..LogWindow::default()
     };
     let (sender, mut receiver) = mpsc::channel(LINE_BUFFER);
-    let reader = Reader {
-        client,
-        cluster: cluster.client.clone(),
-        namespace: namespace.clone(),
-        matcher: logline::Matcher::for_plugin(&plugin),
-        all: args.all,
-        follow: args.follow,
-        requests: Arc::new(Semaphore::new(cap)),
-        sender,
-    };
-    let mut tracker = follow::Tracker::new(args.follow, &meshed, &outside);
-    let mut readers: HashMap<String, AbortHandle> = meshed
-        .iter()
-        .map(|pod| (pod.uid.clone(), reader.spawn(pod, window.clone())))
+    let mut reading: Vec<Reading> = sites
+        .into_iter()
+        .enumerate()
+        .map(|(index, site)| Reading::start(site, index, args, &window, sender.clone()))
         .collect();
     let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + POLL, POLL);
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut listing_failed = false;
-    let mut printed = 0usize;
-    let mut read_pods = meshed.len();
-    // Pods whose log could not be read (in full), with why.
-    let mut failed: BTreeMap<String, String> = BTreeMap::new();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    while tracker.reading() > 0 || (args.follow && !tracker.all_failed()) {
+    while reading.iter().any(|cluster| cluster.active(args.follow)) {
         tokio::select! {
-            Some(message) = receiver.recv() => match message {
-                Message::Note(text) => {
-                    let _ = out.flush();
-                    eprintln!("{text}");
-                }
-                Message::Line { pod, line } => {
-                    // A closed pipe (`| head`) ends the command quietly. Flushed whenever no
-                    // line is waiting, so `-f` shows each line as it comes.
-                    if writeln!(out, "[pod/{pod}/{PROXY_CONTAINER}] {line}")
-                        .and_then(|()| if receiver.is_empty() { out.flush() } else { Ok(()) })
-                        .is_err()
-                    {
-                        return Ok(ExitCode::SUCCESS);
+            Some((index, message)) = receiver.recv() => {
+                let Some(cluster) = reading.get_mut(index) else {
+                    continue;
+                };
+                match message {
+                    Message::Note(text) => {
+                        let _ = out.flush();
+                        eprintln!("{}", cluster.site.say(text));
                     }
-                    printed += 1;
-                }
-                Message::Ended { uid, pod, read_any, failure } => {
-                    readers.remove(&uid);
-                    let end = match &failure {
-                        None => follow::End::Closed,
-                        Some((status, _)) => follow::End::Failed { status: *status },
-                    };
-                    let outcome = tracker.ended(&uid, read_any, end);
-                    if let (false, Some((_, error))) = (outcome.retry, &failure) {
-                        failed.insert(pod.clone(), error.clone());
-                    }
-                    let _ = out.flush();
-                    if let (true, Some((_, error))) = (outcome.report, &failure) {
-                        // Errors from the API name the pod already.
-                        let mut warning = if error.contains(&pod) {
-                            format!("warning: {error}")
-                        } else {
-                            format!("warning: pod {pod}: {error}")
-                        };
-                        if outcome.retry {
-                            warning.push_str(" (trying again while the pod exists)");
+                    Message::Line { pod, line } => {
+                        // A closed pipe (`| head`) ends the command quietly. Flushed whenever
+                        // no line is waiting, so `-f` shows each line as it comes.
+                        if writeln!(out, "[{}pod/{pod}/{PROXY_CONTAINER}] {line}", cluster.site.label())
+                            .and_then(|()| if receiver.is_empty() { out.flush() } else { Ok(()) })
+                            .is_err()
+                        {
+                            return Ok(ExitCode::SUCCESS);
                         }
-                        eprintln!("{warning}");
+                        cluster.printed += 1;
+                    }
+                    Message::Ended { uid, pod, read_any, failure } => {
+                        let warning = cluster.ended(&uid, &pod, read_any, failure);
+                        let _ = out.flush();
+                        if let Some(warning) = warning {
+                            eprintln!("{}", cluster.site.say(warning));
+                        }
                     }
                 }
             },
             _ = poll.tick(), if args.follow => {
-                match pods::list_selected(&cluster, &plugin).await {
-                    Ok(selected) => {
-                        listing_failed = false;
-                        for action in tracker.observe(&selected) {
-                            match action {
-                                follow::Action::Read { pod, from_start } => {
-                                    let window = if from_start {
-                                        eprintln!("reading the new pod {}", pod.name);
-                                        if !args.all && !pod.logs_wasm_info() {
-                                            eprintln!("{}", level_hint(std::slice::from_ref(&pod.name)));
-                                        }
-                                        LogWindow { follow: true, ..LogWindow::default() }
-                                    } else {
-                                        window.clone()
-                                    };
-                                    read_pods += 1;
-                                    if readers.len() >= cap {
-                                        eprintln!("warning: {} log streams are open (--max-log-requests {cap}): pod {} is read from its first line once one closes", readers.len(), pod.name);
-                                    }
-                                    readers.insert(pod.uid.clone(), reader.spawn(&pod, window));
-                                }
-                                follow::Action::Stop { uid, name } => {
-                                    if let Some(task) = readers.remove(&uid) {
-                                        task.abort();
-                                    }
-                                    eprintln!("pod {name} is gone: no longer reading it");
-                                }
-                                follow::Action::NotMeshed { name } => eprintln!("{}", not_meshed(&name)),
-                            }
-                        }
+                // Each cluster still followed is listed, all at once.
+                let listings = futures::future::join_all(reading.iter().map(|cluster| async {
+                    if cluster.active(true) {
+                        Some(pods::list_selected(&cluster.site.cluster, &cluster.site.plugin).await)
+                    } else {
+                        None
                     }
-                    // Said once per outage; the next listing may work.
-                    Err(err) if !listing_failed => {
-                        listing_failed = true;
-                        eprintln!("warning: cannot list the pods to follow new ones (trying again): {err}");
+                }))
+                .await;
+                for (cluster, listing) in reading.iter_mut().zip(listings) {
+                    if let Some(listing) = listing {
+                        cluster.observe(listing, args);
                     }
-                    Err(_) => {}
                 }
             }
         }
     }
     let _ = out.flush();
-    if !failed.is_empty() {
-        let mut names: Vec<&str> = failed
-            .keys()
-            .map(String::as_str)
-            .take(NAMED_FAILURES)
-            .collect();
-        let more = failed.len().saturating_sub(NAMED_FAILURES);
-        let more = if more > 0 {
-            format!(" and {more} more")
-        } else {
-            String::new()
-        };
-        let which = if tracker.all_failed() {
-            "any".to_string()
-        } else {
-            format!("{} of {read_pods}", failed.len())
-        };
-        let hint = if failed
-            .values()
-            .any(|error| error.contains(pods::TOO_MANY_OPEN_FILES))
-        {
-            format!(" ({})", pods::TOO_MANY_OPEN_FILES)
-        } else {
-            String::new()
-        };
-        names.dedup();
-        anyhow::bail!(
-            "could not read the {PROXY_CONTAINER} log of {which} pod(s) WasmPlugin {namespace}/{} selects: {}{more}{hint} (see the warnings above)",
-            args.plugin.name,
-            names.join(", ")
-        );
+    let failures: Vec<String> = reading
+        .iter()
+        .filter_map(|cluster| cluster.failure(&args.plugin.name))
+        .collect();
+    if !failures.is_empty() {
+        anyhow::bail!("{}", failures.join("; "));
     }
-    if printed == 0 && !args.all {
+    if !args.all {
+        for cluster in reading.iter().filter(|cluster| cluster.printed == 0) {
+            cluster.site.nothing_printed(&args.plugin.name);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One cluster's part of the command: its plugin and the pods it selects, found before any log
+/// is read.
+struct Site {
+    cluster: Cluster,
+    /// For the log streams (no read timeout with `-f`).
+    logs_client: kube::Client,
+    /// Set when several clusters are read: every line and note names it.
+    context: Option<String>,
+    namespace: String,
+    plugin: Plugin,
+    meshed: Vec<PodView>,
+    outside: Vec<PodView>,
+    /// Meshed pods whose sidecar does not log wasm at info.
+    quiet: Vec<String>,
+}
+
+impl Site {
+    /// Finds the plugin and the pods it selects, or says why there is nothing to read.
+    async fn find(
+        args: &Args,
+        cluster: Cluster,
+        connect: &ConnectOptions,
+        context: Option<String>,
+    ) -> anyhow::Result<Site> {
+        let name = &args.plugin.name;
+        let namespace = args.plugin.cluster.namespace_in(&cluster);
+        let plugin =
+            deployer::mesh::plugin::find(&cluster, args.plugin.kind, &namespace, name).await?;
+        if !plugin.targets_workloads() {
+            anyhow::bail!(
+                "WasmPlugin {namespace}/{name} attaches through {}: read the logs of those gateways' pods (kubectl logs -l <gateway labels> | grep \"wasm log {}\")",
+                select::describe_selector(&plugin),
+                plugin.envoy_name()
+            );
+        }
+        let all_pods = pods::list_pods(&cluster, &namespace).await?;
+        let selection = select::select(&plugin, &all_pods);
+        if selection.selected.is_empty() {
+            anyhow::bail!(
+                "no pod in namespace {namespace} matches WasmPlugin {name}'s selector {} ({} pod(s) there): nothing to read; `deployer status {name}` says more",
+                select::describe_selector(&plugin),
+                selection.not_selected,
+            );
+        }
+        let (meshed, outside): (Vec<_>, Vec<_>) = selection
+            .selected
+            .into_iter()
+            .partition(|pod| pod.has_proxy);
+        for pod in &outside {
+            eprintln!("{}", in_context(context.as_deref(), not_meshed(&pod.name)));
+        }
+        if meshed.is_empty() {
+            anyhow::bail!(
+                "none of the {} selected pod(s) has an {PROXY_CONTAINER} container, so the plugin runs nowhere: enable sidecar injection (label the namespace istio-injection=enabled) and restart the pods",
+                outside.len()
+            );
+        }
+        let quiet: Vec<String> = meshed
+            .iter()
+            .filter(|pod| !pod.logs_wasm_info())
+            .map(|pod| pod.name.clone())
+            .collect();
+        if args.follow && !args.all && !quiet.is_empty() {
+            eprintln!("{}", in_context(context.as_deref(), level_hint(&quiet)));
+        }
+        let cap = args.max_log_requests as usize;
+        if args.follow && meshed.len() > cap {
+            anyhow::bail!(
+                "-f reads {} pods' logs at once, but --max-log-requests is {cap}: pass --max-log-requests {} (each stream is a connection: mind `ulimit -n`), or select fewer pods",
+                meshed.len(),
+                meshed.len()
+            );
+        }
+        let logs_client = if args.follow {
+            pods::streaming_client(connect).await?
+        } else {
+            cluster.client.clone()
+        };
+        Ok(Site {
+            cluster,
+            logs_client,
+            context,
+            namespace,
+            plugin,
+            meshed,
+            outside,
+            quiet,
+        })
+    }
+
+    /// What goes in front of `pod/NAME/istio-proxy` in a line's prefix: `CONTEXT/` when
+    /// several clusters are read.
+    fn label(&self) -> String {
+        self.context
+            .as_ref()
+            .map(|context| format!("{context}/"))
+            .unwrap_or_default()
+    }
+
+    /// A note or warning for stderr, naming the context when several clusters are read.
+    fn say(&self, text: impl std::fmt::Display) -> String {
+        in_context(self.context.as_deref(), text)
+    }
+
+    /// Says what was looked for when no line was printed (without `--all`).
+    fn nothing_printed(&self, name: &str) {
+        let plugin = &self.plugin;
         // A TrafficExtension has only its native name (Lua: Envoy's `script log:` lines).
         let looked_for = match plugin.kind {
             deployer::plugin::spec::Kind::TrafficExtension if plugin.is_lua() => {
@@ -307,14 +314,222 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             ),
         };
         eprintln!(
-            "no line about {} {namespace}/{} ({looked_for}) in the {PROXY_CONTAINER} logs of {} pod(s).",
-            plugin.kind,
-            args.plugin.name,
-            meshed.len()
+            "{}",
+            self.say(format!(
+                "no line about {} {}/{name} ({looked_for}) in the {PROXY_CONTAINER} logs of {} pod(s).",
+                plugin.kind,
+                self.namespace,
+                self.meshed.len()
+            ))
         );
-        eprintln!("{}", level_hint(&quiet));
+        eprintln!("{}", self.say(level_hint(&self.quiet)));
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+/// A cluster whose pods are being read.
+struct Reading {
+    site: Site,
+    reader: Reader,
+    tracker: follow::Tracker,
+    /// The pods being read, by uid.
+    readers: HashMap<String, AbortHandle>,
+    /// What to read of a pod known when the command started.
+    window: LogWindow,
+    /// Whether the last listing of the pods (`-f`) failed: said once per outage.
+    listing_failed: bool,
+    printed: usize,
+    read_pods: usize,
+    /// Pods whose log could not be read (in full), with why.
+    failed: BTreeMap<String, String>,
+}
+
+impl Reading {
+    /// Starts reading every meshed pod the plugin selects; `index` tags the messages sent.
+    fn start(
+        site: Site,
+        index: usize,
+        args: &Args,
+        window: &LogWindow,
+        sender: mpsc::Sender<(usize, Message)>,
+    ) -> Reading {
+        let reader = Reader {
+            client: site.logs_client.clone(),
+            cluster: site.cluster.client.clone(),
+            namespace: site.namespace.clone(),
+            matcher: logline::Matcher::for_plugin(&site.plugin),
+            all: args.all,
+            follow: args.follow,
+            requests: Arc::new(Semaphore::new(args.max_log_requests as usize)),
+            index,
+            sender,
+        };
+        let tracker = follow::Tracker::new(args.follow, &site.meshed, &site.outside);
+        let readers = site
+            .meshed
+            .iter()
+            .map(|pod| (pod.uid.clone(), reader.spawn(pod, window.clone())))
+            .collect();
+        Reading {
+            read_pods: site.meshed.len(),
+            site,
+            reader,
+            tracker,
+            readers,
+            window: window.clone(),
+            listing_failed: false,
+            printed: 0,
+            failed: BTreeMap::new(),
+        }
+    }
+
+    /// Whether anything is still read, or (`-f`) may be.
+    fn active(&self, follow: bool) -> bool {
+        self.tracker.reading() > 0 || (follow && !self.tracker.all_failed())
+    }
+
+    /// A pod's log stream ended: the warning to print, if any.
+    fn ended(
+        &mut self,
+        uid: &str,
+        pod: &str,
+        read_any: bool,
+        failure: Option<(Option<u16>, String)>,
+    ) -> Option<String> {
+        self.readers.remove(uid);
+        let end = match &failure {
+            None => follow::End::Closed,
+            Some((status, _)) => follow::End::Failed { status: *status },
+        };
+        let outcome = self.tracker.ended(uid, read_any, end);
+        let (_, error) = failure?;
+        if !outcome.retry {
+            self.failed.insert(pod.to_string(), error.clone());
+        }
+        if !outcome.report {
+            return None;
+        }
+        // Errors from the API name the pod already.
+        let mut warning = if error.contains(pod) {
+            format!("warning: {error}")
+        } else {
+            format!("warning: pod {pod}: {error}")
+        };
+        if outcome.retry {
+            warning.push_str(" (trying again while the pod exists)");
+        }
+        Some(warning)
+    }
+
+    /// `-f`: reads the pods the plugin selects now that are new, stops reading deleted ones.
+    fn observe(&mut self, listing: Result<Vec<PodView>, deployer::mesh::Error>, args: &Args) {
+        let selected = match listing {
+            Ok(selected) => selected,
+            // Said once per outage; the next listing may work.
+            Err(err) => {
+                if !self.listing_failed {
+                    self.listing_failed = true;
+                    eprintln!(
+                        "{}",
+                        self.site.say(format!(
+                            "warning: cannot list the pods to follow new ones (trying again): {err}"
+                        ))
+                    );
+                }
+                return;
+            }
+        };
+        self.listing_failed = false;
+        let cap = args.max_log_requests as usize;
+        for action in self.tracker.observe(&selected) {
+            match action {
+                follow::Action::Read { pod, from_start } => {
+                    let window = if from_start {
+                        eprintln!(
+                            "{}",
+                            self.site.say(format!("reading the new pod {}", pod.name))
+                        );
+                        if !args.all && !pod.logs_wasm_info() {
+                            eprintln!(
+                                "{}",
+                                self.site.say(level_hint(std::slice::from_ref(&pod.name)))
+                            );
+                        }
+                        LogWindow {
+                            follow: true,
+                            ..LogWindow::default()
+                        }
+                    } else {
+                        self.window.clone()
+                    };
+                    self.read_pods += 1;
+                    if self.readers.len() >= cap {
+                        eprintln!(
+                            "{}",
+                            self.site.say(format!(
+                                "warning: {} log streams are open (--max-log-requests {cap}): pod {} is read from its first line once one closes",
+                                self.readers.len(),
+                                pod.name
+                            ))
+                        );
+                    }
+                    self.readers
+                        .insert(pod.uid.clone(), self.reader.spawn(&pod, window));
+                }
+                follow::Action::Stop { uid, name } => {
+                    if let Some(task) = self.readers.remove(&uid) {
+                        task.abort();
+                    }
+                    eprintln!(
+                        "{}",
+                        self.site
+                            .say(format!("pod {name} is gone: no longer reading it"))
+                    );
+                }
+                follow::Action::NotMeshed { name } => {
+                    eprintln!("{}", self.site.say(not_meshed(&name)));
+                }
+            }
+        }
+    }
+
+    /// The error to end with when some pod's log could not be read.
+    fn failure(&self, name: &str) -> Option<String> {
+        if self.failed.is_empty() {
+            return None;
+        }
+        let mut names: Vec<&str> = self
+            .failed
+            .keys()
+            .map(String::as_str)
+            .take(NAMED_FAILURES)
+            .collect();
+        let more = self.failed.len().saturating_sub(NAMED_FAILURES);
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        let which = if self.tracker.all_failed() {
+            "any".to_string()
+        } else {
+            format!("{} of {}", self.failed.len(), self.read_pods)
+        };
+        let hint = if self
+            .failed
+            .values()
+            .any(|error| error.contains(pods::TOO_MANY_OPEN_FILES))
+        {
+            format!(" ({})", pods::TOO_MANY_OPEN_FILES)
+        } else {
+            String::new()
+        };
+        names.dedup();
+        Some(self.site.say(format!(
+            "could not read the {PROXY_CONTAINER} log of {which} pod(s) WasmPlugin {}/{name} selects: {}{more}{hint} (see the warnings above)",
+            self.site.namespace,
+            names.join(", ")
+        )))
+    }
 }
 
 /// What every pod's log reader shares.
@@ -329,7 +544,9 @@ struct Reader {
     follow: bool,
     /// One permit per open log request: `--max-log-requests`.
     requests: Arc<Semaphore>,
-    sender: mpsc::Sender<Message>,
+    /// Which cluster's pods, in the messages sent.
+    index: usize,
+    sender: mpsc::Sender<(usize, Message)>,
 }
 
 /// How one log request ended.
@@ -448,7 +665,6 @@ impl Reader {
                 tokio::time::sleep(backoff(failures)).await;
             };
             let _ = reader
-                .sender
                 .send(Message::Ended {
                     uid,
                     pod,
@@ -502,7 +718,7 @@ impl Reader {
                             pod: pod.to_string(),
                             line: text.to_string(),
                         };
-                        if self.sender.send(message).await.is_err() {
+                        if self.send(message).await.is_err() {
                             return StreamEnd::Stopped;
                         }
                     }
@@ -542,7 +758,12 @@ impl Reader {
     }
 
     async fn note(&self, text: String) {
-        let _ = self.sender.send(Message::Note(text)).await;
+        let _ = self.send(Message::Note(text)).await;
+    }
+
+    /// Fails when nobody prints any more.
+    async fn send(&self, message: Message) -> Result<(), mpsc::error::SendError<(usize, Message)>> {
+        self.sender.send((self.index, message)).await
     }
 }
 
@@ -557,6 +778,14 @@ fn backoff(failures: u32) -> Duration {
         return Duration::from_millis(50);
     }
     Duration::from_millis(250u64.saturating_mul(1 << failures.min(6))).min(Duration::from_secs(10))
+}
+
+/// `text`, after `context CONTEXT: ` when several clusters are read.
+fn in_context(context: Option<&str>, text: impl std::fmt::Display) -> String {
+    match context {
+        Some(context) => format!("context {context}: {text}"),
+        None => text.to_string(),
+    }
 }
 
 fn not_meshed(pod: &str) -> String {
