@@ -336,7 +336,7 @@ pub async fn run(shared: Arc<Shared>, pod: MeshPod, mut stop: watch::Receiver<bo
     {
         eprintln!("local-mesh: {}/{}: {err}", pod.namespace, pod.name);
     }
-    let ports = match free_ports() {
+    let mut ports = match free_ports() {
         Ok(ports) => ports,
         Err(err) => {
             pod_dir.note("error", &format!("{}/{}: {err}", pod.namespace, pod.name));
@@ -446,6 +446,20 @@ pub async fn run(shared: Arc<Shared>, pod: MeshPod, mut stop: watch::Receiver<bo
         state.restarts += 1;
         state.ready = false;
         state.agent_pid = None;
+        // The ports were free when picked, but they come from the range outgoing connections
+        // take their local ports from, so one can be taken before the agent binds it, and the
+        // agent exits on every start with the same ports: the next start gets fresh ones.
+        if let Ok(fresh) = free_ports() {
+            ports = fresh;
+            state.admin = format!("http://127.0.0.1:{}", ports.admin);
+            state.status = format!("http://127.0.0.1:{}", ports.status);
+            if let Err(err) =
+                objects::publish_admin(&shared.client, &pod.namespace, &pod.name, ports.admin)
+                    .await
+            {
+                eprintln!("local-mesh: {}/{}: {err}", pod.namespace, pod.name);
+            }
+        }
         pod_dir.state(&state);
         tokio::select! {
             _ = stop.changed() => break,
