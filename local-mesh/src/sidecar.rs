@@ -454,8 +454,7 @@ pub async fn run(shared: Arc<Shared>, pod: MeshPod, mut stop: watch::Receiver<bo
             state.admin = format!("http://127.0.0.1:{}", ports.admin);
             state.status = format!("http://127.0.0.1:{}", ports.status);
             if let Err(err) =
-                objects::publish_admin(&shared.client, &pod.namespace, &pod.name, ports.admin)
-                    .await
+                objects::publish_admin(&shared.client, &pod.namespace, &pod.name, ports.admin).await
             {
                 eprintln!("local-mesh: {}/{}: {err}", pod.namespace, pod.name);
             }
