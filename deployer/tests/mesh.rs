@@ -417,6 +417,55 @@ fn a_selector_matching_no_pod_is_reported() {
     }
 }
 
+/// The ports of a sidecar are picked free but come from the range outgoing connections take
+/// their local ports from: when its agent dies and another process holds its admin port by the
+/// time it starts again, it must come back on other ports, not fail on every restart.
+#[test]
+#[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
+fn a_restarted_sidecar_whose_port_was_taken_comes_back_on_another() {
+    let stack = stack();
+    let ns = stack.namespace("mesh-ports");
+    create_pod(&ns, &meshed_pod("web"));
+    let before = Sidecar::ready(stack, &ns.name, "web");
+    let admin_port: u16 = before
+        .admin
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .expect("admin url ends in a port");
+    let killed = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", before.agent_pid)])
+        .status()
+        .expect("run kill");
+    assert!(killed.success(), "kill the agent's process group");
+    // local-mesh starts the agent again after 2 s: hold the port before then.
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    let _held = loop {
+        match std::net::TcpListener::bind(("127.0.0.1", admin_port)) {
+            Ok(listener) => break listener,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(err) => panic!("cannot hold the admin port {admin_port}: {err}"),
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let after = loop {
+        let now = Sidecar::ready(stack, &ns.name, "web");
+        if now.agent_pid != before.agent_pid {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "the agent was not started again");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_ne!(after.admin, before.admin, "a new admin port");
+    // And the pod still serves through its sidecar.
+    eventually("a request through the restarted sidecar", || {
+        match after.try_get("/") {
+            200 => Ok(()),
+            status => Err(format!("HTTP {status}")),
+        }
+    });
+}
+
 #[test]
 #[ignore = "tier stack: starts the local stack (scripts/stack up); scripts/test runs it"]
 fn a_selected_pod_without_istio_proxy_is_reported() {
